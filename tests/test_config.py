@@ -1,0 +1,110 @@
+"""The config schema and the Snakefile's cross-reference checks reject bad values before any job."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((REPO / "config" / name).read_text())
+
+
+def dry_run(tmp_path: Path, config: dict | None = None, configfile: str | None = None) -> subprocess.CompletedProcess:
+    args = [*SNAKEMAKE, "-n", "--quiet", "rules", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
+    if config is not None:
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        args += ["--configfile", str(path)]
+    elif configfile:
+        args += ["--configfile", str(REPO / "config" / configfile)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    block = output.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
+
+
+def test_embedded_default_plans_the_full_dag(tmp_path):
+    result = dry_run(tmp_path)
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    cfg = load("config.yaml")
+    assert counts["sample_shard"] == cfg["sampling"]["shards"]
+    assert counts["prepare_benchmark"] == len(cfg["benchmarks"])
+    assert counts["fuse"] == len(cfg["fusion"]["variants"])
+    # rft, tf, tf_k1, lowdiv, highdiv on the embedded profile; rft, tf on the long-context one.
+    assert counts["train_embedded"] == 5 and counts["train_embedded_long"] == 2
+    for rule in ("build_pool", "prepare_model", "merge_samples", "verify", "stats", "report"):
+        assert counts[rule] == 1, rule
+
+
+def test_paper_config_plans_the_paper_matrix(tmp_path):
+    result = dry_run(tmp_path, configfile="paper.yaml")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    # Three (teacher, pool) pairs sampled in 64 shards each.
+    assert counts["sample_shard"] == 3 * 64
+    assert counts["verify"] == 3 and counts["stats"] == 3
+    # Table 1 (2 backbones x 2 methods x 2 sizes) + Table 2's five extra variants + Table 3 (2 x 2).
+    assert counts["train_base_15k"] == 4 + 5
+    assert counts["train_base_100k"] == 4
+    assert counts["train_qwen_4k"] == 2 and counts["train_qwen_32k"] == 2
+    # Finals: T1 8 runs x 6 benchmarks + T2 5 extra runs x 2 + T3 4 runs x 3;
+    # Figure 3/4 checkpoints: 4 runs x 5 checkpoints x 2 benchmarks.
+    assert counts["evaluate"] == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2
+    assert counts["prepare_model"] == 5
+
+
+@pytest.mark.parametrize("mutate, key_pattern", [
+    (lambda c: c["fusion"]["variants"]["tf"].__setitem__("k_max", -1), r"k_max"),
+    (lambda c: c["fusion"]["variants"]["tf"].__setitem__("alpha", 0), r"alpha"),
+    (lambda c: c["fusion"]["variants"]["tf"].__setitem__("alpha", -0.5), r"alpha"),
+    (lambda c: c["fusion"]["variants"]["tf"].__setitem__("strategy", "middiv"), r"strategy"),
+    (lambda c: c["pools"]["embedded"]["sources"][0].__setitem__("name", "gsm9k_train"), r"name"),
+    (lambda c: c["benchmarks"].__setitem__("mathh", {}), r"mathh"),
+    (lambda c: c["sampling"].__setitem__("k", 0), r"\bk\b"),
+    (lambda c: c["sampling"].__setitem__("top_p", 0), r"top_p"),
+])
+def test_schema_rejects_bad_values_naming_the_key(tmp_path, mutate, key_pattern):
+    config = copy.deepcopy(load("config.yaml"))
+    mutate(config)
+    result = dry_run(tmp_path, config)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "Error validating config" in message or "config error" in message, message[-2000:]
+    assert re.search(key_pattern, message), message[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda c: c["experiments"]["table1"]["variants"].append("tf_k9"), "experiments.table1.variants[2]"),
+    (lambda c: c["experiments"]["table2"].__setitem__("teacher", "gpt"), "experiments.table2.teacher"),
+    (lambda c: c["teachers"]["smollm2-135m"].__setitem__("model", "nope"), "teachers.smollm2-135m.model"),
+    (lambda c: c["fusion"]["variants"]["tf"].pop("alpha"), "fusion.variants.tf"),
+    (lambda c: c["fusion"]["variants"]["tf"].__setitem__("alpha_from", "rft"), "fusion.variants.tf"),
+])
+def test_cross_references_are_checked_before_any_job(tmp_path, mutate, key):
+    config = copy.deepcopy(load("config.yaml"))
+    mutate(config)
+    result = dry_run(tmp_path, config)
+    assert result.returncode != 0
+    assert f"config error at '{key}'" in result.stdout + result.stderr
+
+
+def test_schema_names_match_the_dataset_registry():
+    from trajfusion.data import BENCHMARKS, SOURCES
+
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    assert set(schema["$defs"]["source_name"]["enum"]) == set(SOURCES)
+    assert set(schema["$defs"]["benchmark_name"]["enum"]) == set(BENCHMARKS)
