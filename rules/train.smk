@@ -46,7 +46,7 @@ for _profile in config["training_profiles"]:
                                                   variant=w.variant),
         threads: 2
         resources:
-            gpu=_settings.get("num_gpus", 1) if _settings.get("precision") == "bf16" else 0,
+            gpu=_settings.get("num_gpus", 0),
         log:
             f"{LOGS}/train/{{backbone}}/{{teacher}}/{{pool}}/{_profile}/{{variant}}.log",
         benchmark:

@@ -9,6 +9,7 @@ Sources:
   from a ``gguf_package`` source (used by the test suite's end-to-end DAG).
 - ``hub``: a Hugging Face Hub repository id (paper scale), downloaded with
   ``huggingface_hub.snapshot_download`` where the machine can reach the Hub.
+- ``local``: an existing transformers directory (a user's own model), copied in.
 """
 
 from __future__ import annotations
@@ -86,6 +87,12 @@ def _hub_snapshot(repo_id: str, revision: str | None, target: Path) -> None:
         raise InputError(f"model source: cannot download {repo_id!r} from the Hugging Face Hub: {exc}") from exc
 
 
+def _copy_local(source_dir: Path, target: Path) -> None:
+    if not (source_dir / "config.json").exists():
+        raise InputError(f"model source: {source_dir} is not a transformers model directory (no config.json)")
+    shutil.copytree(source_dir, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(META_FILE))
+
+
 def prepare_model(spec: dict, output_dir: str | Path, seed: int = 0) -> Path:
     """Build the model directory described by ``spec`` at ``output_dir`` (atomically)."""
     output_dir = Path(output_dir)
@@ -104,8 +111,10 @@ def prepare_model(spec: dict, output_dir: str | Path, seed: int = 0) -> Path:
             tokenizer.save_pretrained(staging)
         elif source == "hub":
             _hub_snapshot(spec["hub_id"], spec.get("revision"), staging)
+        elif source == "local":
+            _copy_local(Path(spec["path"]), staging)
         else:
-            raise InputError(f"model spec: field 'source' must be gguf_package, tiny or hub, got {source!r}")
+            raise InputError(f"model spec: field 'source' must be gguf_package, tiny, hub or local, got {source!r}")
         weights = sorted(staging.glob("*.safetensors"))
         if not weights:
             raise InputError(f"model source {spec}: produced no safetensors weights")
