@@ -1,0 +1,195 @@
+"""Benchmark: ``verify_frame`` (watchdog pool) against a naive math-verify loop.
+
+Responses are real MATH-500 reference solutions whose final ``\\boxed{}`` is replaced by
+one of 2-4 distinct answers per problem: the gold in a few LaTeX spellings and wrong
+answers (gold + 1, other problems' golds). Each problem gets 16 samples drawn from its
+answers with random weights, plus a few pathological responses (a power tower that makes
+math-verify time out, 100k unclosed ``\\boxed{``, a megabyte of repetition).
+
+The naive baseline calls ``verify(parse(gold), parse(response))`` once per sample in one
+process, on a random subset of the ordinary samples (its cost on the power tower is timed
+separately). The section ``## Verification`` of ``bench/results.md`` is replaced (or
+appended) with the figures.
+
+    python bench/bench_verify.py [--quick] [--workers N] [--problems N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "data" / "eval" / "math500_test.jsonl"
+RESULTS = REPO / "bench" / "results.md"
+SAMPLES_PER_PROBLEM = 16
+TARGET_RESPONSES = 1_600_000
+TARGET_CORES = 32
+POWER_TOWER = "9^{9^{9^{9^{9^{9^{9}}}}}}"
+
+
+def load_problems(n: int, seed: int) -> list[dict]:
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if "\\boxed" in r["solution"]]
+    return random.Random(seed).sample(rows, min(n, len(rows)))
+
+
+def gold_spellings(gold: str) -> list[str]:
+    spellings = {gold}
+    if "\\frac" in gold:
+        spellings.add(gold.replace("\\frac", "\\dfrac"))
+    if "," in gold:
+        spellings.add(gold.replace(",", ", "))
+    if re.fullmatch(r"\d+", gold):
+        spellings.add(f"{int(gold):,}" if int(gold) >= 1000 else f"{gold}.0")
+    return sorted(spellings)
+
+
+def wrong_answers(gold: str, others: list[str], rng: random.Random) -> list[str]:
+    if re.fullmatch(r"-?\d+", gold):
+        return [str(int(gold) + 1), str(int(gold) * 2 + 3)]
+    return [rng.choice(others), gold + "+1"]
+
+
+def with_answer(solution: str, answer: str) -> str:
+    """The reference solution with its last ``\\boxed{...}`` swapped for ``answer``."""
+    prefix = solution[:solution.rfind("\\boxed")]
+    return f"{prefix}\\boxed{{{answer}}}$.\nTherefore, the final answer is $\\boxed{{{answer}}}$."
+
+
+def build_frame(n_problems: int, seed: int = 0) -> pd.DataFrame:
+    rng = random.Random(seed)
+    problems = load_problems(n_problems, seed)
+    golds = [p["answer"] for p in problems]
+    rows = []
+    for index, problem in enumerate(problems):
+        right = gold_spellings(problem["answer"])
+        wrong = wrong_answers(problem["answer"], golds[:index] + golds[index + 1:], rng)
+        answers = rng.sample(right, min(len(right), rng.randint(1, 2))) + rng.sample(wrong, rng.randint(1, 2))
+        weights = [rng.random() + 0.1 for _ in answers]
+        for k in range(SAMPLES_PER_PROBLEM):
+            answer = rng.choices(answers, weights)[0]
+            rows.append({"problem_id": problem["unique_id"], "sample_idx": k, "gold": problem["answer"],
+                         "response": with_answer(problem["solution"], answer), "finish_reason": "stop"})
+    frame = pd.DataFrame(rows)
+    pathological = {3: with_answer(problems[0]["solution"], POWER_TOWER),
+                    20: "Let us see. " + "\\boxed{" * 100_000,
+                    40: "I will check again. " * 50_000}
+    for row, text in pathological.items():
+        frame.loc[row, "response"] = text
+    frame.attrs["pathological_rows"] = sorted(pathological)
+    return frame
+
+
+def naive_loop(frame: pd.DataFrame) -> tuple[float, list[bool]]:
+    from math_verify import parse, verify
+
+    start = time.perf_counter()
+    verdicts = [bool(verify(parse(gold), parse(response))) for gold, response in zip(frame["gold"], frame["response"])]
+    return time.perf_counter() - start, verdicts
+
+
+def machine_info() -> str:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs "
+            f"({len(os.sched_getaffinity(0))} available to the process; load average {load} at start), "
+            f"Python {platform.python_version()}, math-verify {version('math-verify')}")
+
+
+def timed_verify(frame: pd.DataFrame, workers: int) -> tuple[float, pd.DataFrame]:
+    from trajfusion.verify import verify_frame
+
+    start = time.perf_counter()
+    verified = verify_frame(frame, workers=workers, timeout=5.0, progress=True)
+    return time.perf_counter() - start, verified
+
+
+def run(quick: bool, workers: int, problems: int | None, naive_samples: int | None) -> str:
+    n_problems = problems or (40 if quick else 200)
+    info = machine_info()
+    frame = build_frame(n_problems)
+    ordinary = frame.drop(index=frame.attrs["pathological_rows"])
+    full_seconds, verified = timed_verify(frame, workers)
+    steady_seconds, _ = timed_verify(ordinary, workers)
+    full_rate, steady_rate = len(frame) / full_seconds, len(ordinary) / steady_seconds
+
+    subset = ordinary.sample(n=min(len(ordinary), naive_samples or (300 if quick else 1500)), random_state=0)
+    naive_seconds, naive_verdicts = naive_loop(subset)
+    naive_rate = len(subset) / naive_seconds
+    agreement = sum(a == b for a, b in zip(naive_verdicts, verified.loc[subset.index, "correct"])) / len(subset)
+    tower_seconds, _ = naive_loop(frame.loc[[3]])
+    status = verified["status"].value_counts().to_dict()
+    distinct = verified.groupby("problem_id")["answer"].nunique().mean()
+
+    per_core = steady_rate / workers
+    hours_ours = TARGET_RESPONSES / (per_core * TARGET_CORES) / 3600
+    hours_naive = TARGET_RESPONSES / (naive_rate * TARGET_CORES) / 3600
+    return "\n".join([
+        "## Verification",
+        "",
+        f"Machine: {info}. Run {'--quick' if quick else 'full'}: {n_problems} MATH-500 problems x "
+        f"{SAMPLES_PER_PROBLEM} samples = {len(frame)} responses (mean {distinct:.1f} distinct extracted answers "
+        "per problem), 3 of them pathological. Timeout 5 s.",
+        "",
+        "| method | samples | seconds | samples/s |",
+        "|---|---:|---:|---:|",
+        f"| `verify_frame`, {workers} workers, all responses (pool start-up and the 5 s power-tower timeout "
+        f"included) | {len(frame)} | {full_seconds:.1f} | {full_rate:.0f} |",
+        f"| `verify_frame`, {workers} workers, ordinary responses only | {len(ordinary)} | {steady_seconds:.1f} "
+        f"| {steady_rate:.0f} |",
+        f"| naive `verify(parse(gold), parse(response))`, 1 process, random subset | {len(subset)} "
+        f"| {naive_seconds:.1f} | {naive_rate:.0f} |",
+        "",
+        f"Speed-up over the naive loop: {steady_rate / naive_rate:.1f}x with {workers} workers, "
+        f"{per_core / naive_rate:.1f}x per core (ordinary responses). Statuses: {json.dumps(status, sort_keys=True)}. "
+        f"The naive loop spends {tower_seconds:.1f} s on the power-tower response (math-verify's own timeouts "
+        "return False); the pool records it as `timeout`. Verdict agreement with the naive loop: "
+        f"{agreement:.1%}; the naive loop parses the bare gold string, which math-verify often misreads "
+        "(e.g. `6+9i`, `2 \\sqrt{5}`, `(15,-29)` are not extracted without LaTeX delimiters).",
+        "",
+        f"Projection for {TARGET_RESPONSES:,} responses on {TARGET_CORES} cores, assuming the per-core rate "
+        "of the ordinary responses above scales linearly with workers (problems are independent and CPU-bound; "
+        "the parent only routes messages), the same answer diversity, and a rare pathological response costing "
+        f"at most timeout + margin of one worker: `verify_frame` {hours_ours:.2f} h, naive loop "
+        f"{hours_naive:.2f} h.",
+        "",
+    ])
+
+
+def write_section(section: str, path: Path = RESULTS) -> None:
+    from trajfusion.io import write_text
+
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(r"^## Verification\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    write_text(text, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="40 problems and a 300-sample naive subset")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--problems", type=int, default=None)
+    parser.add_argument("--naive-samples", type=int, default=None)
+    args = parser.parse_args(argv)
+    section = run(args.quick, args.workers, args.problems, args.naive_samples)
+    print(section)
+    write_section(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
