@@ -25,9 +25,12 @@ def fuse_inputs(w):
 
 
 def alpha_flag(w, input):
+    spec = variant_spec(w.variant)
+    if spec["k_max"] == 0:
+        return ""  # vanilla RFT: no alpha
     if calibrated_alpha_source(w.variant):
         return f"--alpha-file {input.alpha}"
-    return f"--alpha {variant_spec(w.variant).get('alpha', 1)}"
+    return f"--alpha {spec['alpha']}"
 
 
 def fusion_flags(variant):
