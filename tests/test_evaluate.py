@@ -1,0 +1,217 @@
+"""``trajfusion evaluate``: reflection counting, and end to end with scripted and real backends."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from trajfusion import evaluate
+from trajfusion.generation import Completion
+from trajfusion.io import InputError
+from trajfusion.metrics import check_verdicts
+
+PAPER_PHRASES = {
+    "error_recognition": ["Wait... that doesn't seem right. Let's try again.",
+                          "Hmm, maybe we're missing something. Think carefully.",
+                          "That doesn't add up. Let's give it another go.",
+                          "Hold on. That might not be correct. Try again."],
+    "success_confirmation": ["That makes sense now.", "Yes, this is correct.", "Ah, that makes sense now."],
+    "certainty": ["I'm absolutely certain this is correct.", "No doubt about it, this answer is right.",
+                  "I fully trust this result."],
+}
+
+
+@pytest.fixture
+def phrase_file(tmp_path):
+    import yaml
+
+    path = tmp_path / "phrases.yaml"
+    path.write_text(yaml.safe_dump(PAPER_PHRASES))
+    return path
+
+
+@pytest.fixture
+def phrases(phrase_file):
+    return tuple(evaluate.load_phrases(phrase_file))
+
+
+@pytest.mark.parametrize("text,count", [
+    ("Wait... that doesn't seem right. Let's try again.", 1),  # one full phrase, not three markers
+    ("wait, that doesn’t seem right. LET’S TRY AGAIN.", 3),  # variant wording: markers counted separately
+    ("x = 3. Hmm, maybe we're missing\nsomething.  Think carefully. y = 4", 1),
+    ("Ah, that makes sense now.", 1),  # the longer success phrase wins over "That makes sense now."
+    ("Hmm. Wait. Hold on.", 3),
+    ("We awaited the hmmm result while waiting.", 0),  # no matches inside words
+    ("The answer is \\boxed{5}.", 0),
+    ("", 0),
+])
+def test_count_reflections(text, count, phrases):
+    assert evaluate.count_reflections(text, phrases) == count
+
+
+def test_packaged_phrase_file_has_the_papers_phrases():
+    loaded = evaluate.load_phrases(evaluate.default_phrase_file())
+    assert sorted(loaded) == sorted(p for group in PAPER_PHRASES.values() for p in group)
+
+
+def test_bad_phrase_files(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("error_recognition: 5\n")
+    with pytest.raises(InputError, match="key 'error_recognition': expected a list"):
+        evaluate.load_phrases(path)
+    path.write_text("- a\n- b\n")
+    with pytest.raises(InputError, match="expected a mapping"):
+        evaluate.load_phrases(path)
+    with pytest.raises(InputError, match="does not exist"):
+        evaluate.load_phrases(tmp_path / "missing.yaml")
+
+
+# ------------------------------------------------------------------------ end to end
+
+
+BENCH = pd.DataFrame({
+    "problem_id": ["t/2", "t/1", "t/3"],
+    "problem": ["What is 2 + 3?", "What is half of one?", "What is 10 / 2?"],
+    "answer": ["5", "\\frac{1}{2}", "5"],
+    "source": "toy", "level": None, "subject": None, "year": pd.array([None] * 3, dtype="Int64"),
+    "answer_type": ["integer", "latex", None], "flags": None,
+})
+
+SCRIPT = {  # problem -> the completions the fake backend returns, in order
+    "What is 2 + 3?": ["2 + 3 = 6. Wait... that doesn't seem right. Let's try again. 2 + 3 = 5. \\boxed{5}",
+                       "The answer is \\boxed{6}.", "Hmm, hmm. \\boxed{5}"],
+    "What is half of one?": ["\\boxed{0.5}", "It is \\boxed{\\frac{1}{2}}", "I think \\boxed{2}"],
+    "What is 10 / 2?": ["\\boxed{2}", "\\boxed{5} and so (cut", "no idea"],
+}
+
+
+class ScriptedBackend:
+    """Stands in for ``load_backend``'s result: replays SCRIPT and records its calls."""
+
+    calls: list = []
+
+    def __init__(self, model_dir, **options):
+        self.tokenizer = None
+        ScriptedBackend.calls.append(("init", str(model_dir), options))
+
+    def generate(self, prompts, n, temperature, top_p, max_new_tokens, seed):
+        ScriptedBackend.calls.append(("generate", len(prompts), n, temperature, top_p, max_new_tokens, seed))
+        out = []
+        for prompt in prompts:
+            problem = next(p for p in SCRIPT if p in prompt)
+            out.append([Completion(text, n_tokens=len(text.split()),
+                                   finish_reason="length" if "(cut" in text else "stop")
+                        for text in SCRIPT[problem][:n]])
+        return out
+
+    def close(self):
+        ScriptedBackend.calls.append(("close",))
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    evaluate.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def eval_args(model, bench, out, phrase_file, samples=3, extra=()) -> list[str]:
+    return ["evaluate", "--model", str(model), "--benchmark", str(bench), "--template", "deepseek_math",
+            "--backend", "hf", "--samples", str(samples), "--temperature", "0.6", "--top-p", "0.95",
+            "--max-new-tokens", "64", "--seed", "7", "--workers", "0", "--phrases", str(phrase_file),
+            "--output", str(out), *extra]
+
+
+@pytest.fixture
+def scripted(monkeypatch, tmp_path):
+    import trajfusion.generation
+
+    ScriptedBackend.calls = []
+    monkeypatch.setattr(trajfusion.generation, "load_backend", lambda name, model_dir, **o: ScriptedBackend(model_dir, **o))
+    bench = tmp_path / "bench.parquet"
+    BENCH.to_parquet(bench)
+    return bench
+
+
+def test_evaluate_with_a_scripted_backend_and_the_real_verifier(scripted, tmp_path, phrase_file):
+    out = tmp_path / "eval" / "verdicts.parquet"
+    assert run_cli(eval_args(tmp_path, scripted, out, phrase_file, extra=["--batch-size", "4"])) == 0
+    df = pd.read_parquet(out)
+    assert list(df.columns) == list(evaluate.VERDICT_COLUMNS)
+    check_verdicts(df)
+    assert df["problem_id"].tolist() == ["t/1"] * 3 + ["t/2"] * 3 + ["t/3"] * 3
+    assert df["correct"].tolist() == [True, True, False, True, False, True, False, True, False]
+    assert df["n_reflections"].tolist() == [0, 0, 0, 1, 0, 2, 0, 0, 0]
+    # evaluation applies no output filters: a truncated response is still judged on its answer
+    assert df.loc[7, "finish_reason"] == "length" and df.loc[7, "status"] == "ok"
+    assert pd.isna(df.loc[8, "answer"]) and not df.loc[8, "correct"]
+    assert df["gold"].tolist()[:3] == ["\\frac{1}{2}"] * 3
+    assert ScriptedBackend.calls[0] == ("init", str(tmp_path), {"batch_size": 4})
+    assert ScriptedBackend.calls[1] == ("generate", 3, 3, 0.6, 0.95, 64, 7)
+    assert ScriptedBackend.calls[-1] == ("close",)
+    meta = json.loads(pq.read_schema(out).metadata[b"trajfusion"])
+    assert meta["settings"]["samples"] == 3 and len(meta["config_hash"]) == 16
+
+    again = tmp_path / "again.parquet"
+    run_cli(eval_args(tmp_path, scripted, again, phrase_file, extra=["--batch-size", "4"]))
+    assert pd.read_parquet(again).equals(df)
+    assert json.loads(pq.read_schema(again).metadata[b"trajfusion"])["config_hash"] == meta["config_hash"]
+
+
+def test_evaluate_renders_chat_templates_with_the_backends_tokenizer(scripted, tmp_path, phrase_file, monkeypatch):
+    seen = []
+
+    class ChatTokenizer:
+        chat_template = "fake"
+        eos_token = "</s>"
+
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+            seen.append(messages)
+            return "<sys>" + messages[0]["content"] + "<user>" + messages[1]["content"] + "<assistant>"
+
+    original = ScriptedBackend.__init__
+
+    def init_with_tokenizer(self, model_dir, **options):
+        original(self, model_dir, **options)
+        self.tokenizer = ChatTokenizer()
+
+    monkeypatch.setattr(ScriptedBackend, "__init__", init_with_tokenizer)
+    argv = eval_args(tmp_path, scripted, tmp_path / "v.parquet", phrase_file, samples=1)
+    argv[argv.index("deepseek_math")] = "chat"
+    assert run_cli(argv) == 0
+    assert [m[1]["content"] for m in seen] == BENCH["problem"].tolist()
+    assert "boxed" in seen[0][0]["content"]
+
+
+def test_evaluate_rejects_bad_benchmarks(scripted, tmp_path, phrase_file):
+    bad = tmp_path / "bad.parquet"
+    BENCH.drop(columns="answer").to_parquet(bad)
+    with pytest.raises(InputError, match="missing required column"):
+        run_cli(eval_args(tmp_path, bad, tmp_path / "o.parquet", phrase_file))
+    BENCH.assign(problem_id=["a", "b", "a"]).to_parquet(bad)
+    with pytest.raises(InputError, match="record 2: field 'problem_id' duplicates 'a'"):
+        run_cli(eval_args(tmp_path, bad, tmp_path / "o.parquet", phrase_file))
+    BENCH.assign(answer=["1", None, "2"]).to_parquet(bad)
+    with pytest.raises(InputError, match="record 1: field 'answer' is empty"):
+        run_cli(eval_args(tmp_path, bad, tmp_path / "o.parquet", phrase_file))
+    assert not (tmp_path / "o.parquet").exists()
+
+
+@pytest.mark.slow
+def test_evaluate_with_the_real_hf_backend_on_a_tiny_model(tiny_model_dir, tmp_path, phrase_file):
+    bench = tmp_path / "bench.parquet"
+    BENCH.iloc[:2].to_parquet(bench)
+    outs = [tmp_path / f"v{i}.parquet" for i in range(2)]
+    for out in outs:
+        argv = eval_args(tiny_model_dir, bench, out, phrase_file, samples=2, extra=["--batch-size", "2"])
+        argv[argv.index("--max-new-tokens") + 1] = "6"
+        assert run_cli(argv) == 0
+    df = pd.read_parquet(outs[0])
+    check_verdicts(df)
+    assert len(df) == 4 and df["n_tokens"].between(1, 6).all()
+    assert set(df["finish_reason"]) <= {"stop", "length"}
+    assert outs[0].read_bytes() == outs[1].read_bytes()

@@ -1,0 +1,356 @@
+"""Paper numbers, Tables 1-3, figures and the report command on a tiny synthetic manifest."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trajfusion.io import InputError
+from trajfusion.metrics import problem_scores, summarize_scores
+from trajfusion.report import SMOKE_CAVEAT, build_report, register
+from trajfusion.report import figures, tables
+
+PAPER = tables.load_paper_results()
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def make_verdicts(n_problems: int, k: int, p_correct: float, seed: int, prefix: str = "b",
+                  tokens: int = 100, reflections: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_problems):
+        for j in range(k):
+            correct = bool(rng.random() < p_correct)
+            rows.append({"problem_id": f"{prefix}/{i:03d}", "sample_idx": j, "response": "...",
+                         "n_tokens": int(tokens + rng.integers(0, 20)), "finish_reason": "stop", "gold": "1",
+                         "answer": "1" if correct else str(rng.integers(2, 5)), "correct": correct, "status": "ok",
+                         "n_reflections": int(rng.random() < reflections)})
+    return pd.DataFrame(rows)
+
+
+def eval_result(entry: dict, df: pd.DataFrame, index: int = 0) -> tables.EvalResult:
+    scores = problem_scores(df)
+    estimates, dists = summarize_scores(scores, n_resamples=200, seed=index)
+    return tables.EvalResult(index=index, entry=entry, bench=tables.match_key(entry["benchmark"], PAPER["benchmarks"]),
+                             paper_backbone=entry.get("paper_backbone")
+                             or tables.match_key(entry["backbone"], PAPER["backbones"]),
+                             k=int(scores["n"].iloc[0]), scores=scores, estimates=estimates, distributions=dists)
+
+
+def entry(**fields) -> dict:
+    base = {"experiment": "main", "tables": ["table1"], "backbone": "llama3-8b", "variant": "rft", "method": "rft",
+            "pool": "15k", "data_size": "15k", "context": "4k", "checkpoint": "final", "samples_seen": None,
+            "benchmark": "math", "path": "x.parquet"}
+    return {**base, **fields}
+
+
+# ----------------------------------------------------------------------- paper numbers
+
+
+def test_paper_table1_rows_and_averages():
+    rows = PAPER["table1"]["rows"]
+    assert len(rows) == 20
+    assert [r["label"] for r in rows[:10]] == ["ICL", "MetaMath", "MMIQC", "DARTMath", "MathFusion", "LEMMA",
+                                               "Vanilla RFT", "Vanilla RFT", "TrajFusion", "TrajFusion"]
+    assert [r["label"] for r in rows[10:12]] == ["ICL", "Instruct"]
+    for row in rows:
+        values = [row["scores"][c] for c in PAPER["table1"]["columns"]]
+        if row["avg"] is None:
+            assert row["label"] == "LEMMA" and values[3:] == [None, None, None]
+        else:
+            # the paper's AVG is the rounded mean of the six transcribed cells
+            assert abs(np.mean(values) - row["avg"]) <= 0.051, row
+    tf100 = next(r for r in rows if r["backbone"] == "deepseekmath_7b" and r["method"] == "trajfusion"
+                 and r["train_size"] == "100k")
+    assert tf100["scores"]["theoremqa"] == 34.1 and tf100["avg"] == 52.3
+
+
+def test_paper_tables_2_and_3():
+    t2 = PAPER["table2"]["rows"]
+    assert [r["label"] for r in t2] == ["TF(k_max=1)", "TF(k_max=2)", "TF(k_max=4)", "TF(k_max=6)", "TF(LowDiv)",
+                                        "TF(HighDiv)"]
+    assert [r["n_err"] for r in t2] == [0.62, 1.02, 1.49, 1.74, 1.13, 1.13]
+    assert [r["math"]["tokens"] for r in t2] == [912, 1056, 1173, 1192, 1603, 1056]
+    assert t2[4]["gsm8k"] == {"acc": 72.3, "tokens": 291}
+    t3 = {r["label"]: r["scores"] for r in PAPER["table3"]["rows"]}
+    assert t3["RFT(4K)"]["aime25"] == {"pass@1": 10.0, "avg@k": 12.1}
+    assert t3["TrajFusion(32K)"]["aime24"] == {"pass@1": 43.3, "avg@k": 40.8}
+    assert [t3[k]["math500"]["pass@1"] for k in t3] == [79.4, 82.6, 88.4, 90.4]
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def _reported(display: pd.DataFrame) -> pd.DataFrame:
+    return display[display["Source"] == tables.REPORTED]
+
+
+def test_tables_have_the_papers_rows_and_columns_without_runs():
+    t1 = tables.build_table1([], PAPER)
+    assert list(t1.display.columns) == ["Backbone", "Method", "Variant", "Train size", "Source", "MATH", "GSM8K",
+                                        "College", "DM", "Olympiad", "Theorem", "AVG"]
+    assert len(_reported(t1.display)) == 20
+    assert t1.display.iloc[5].tolist()[:5] == ["LLaMA3-8B", "LEMMA", "", "89k", tables.REPORTED]
+    assert t1.display.iloc[5]["DM"] == "—"
+    t2 = tables.build_table2([], PAPER, lambda r: None)
+    assert list(t2.display.columns)[4:] == ["#Err", "GSM8K Acc", "GSM8K Tokens", "MATH Acc", "MATH Tokens"]
+    assert _reported(t2.display)["Strategy"].tolist()[-1] == "TF(HighDiv)"
+    t3 = tables.build_table3([], PAPER)
+    assert list(t3.display.columns)[4:] == ["AIME24 P@1", "AIME24 Avg@16", "AIME25 P@1", "AIME25 Avg@16",
+                                            "MATH-500 P@1"]
+    assert _reported(t3.display)["Method"].tolist() == ["RFT(4K)", "TrajFusion(4K)", "RFT(32K)", "TrajFusion(32K)"]
+
+
+def test_table1_places_reproduced_rows_beside_the_paper():
+    benches = ["math", "gsm8k", "college_math", "deepmind_mathematics", "olympiadbench", "theoremqa"]
+    results = [eval_result(entry(benchmark=b), make_verdicts(50, 1, 0.4, seed=i, prefix=b), i)
+               for i, b in enumerate(benches)]
+    t1 = tables.build_table1(results, PAPER)
+    d = t1.display
+    at = d.index[(d["Method"] == "Vanilla RFT") & (d["Train size"] == "15k") & (d["Backbone"] == "LLaMA3-8B")]
+    assert d.loc[at, "Source"].tolist() == [tables.REPORTED, tables.REPRODUCED, tables.DIFF]
+    reproduced = t1.long[(t1.long["source"] == tables.REPRODUCED)].set_index("column")
+    expected_math = 100 * results[0].scores["pass@1"].mean()
+    assert reproduced.loc["math", "value"] == pytest.approx(expected_math)
+    assert reproduced.loc["math", "diff"] == pytest.approx(expected_math - 29.5)
+    assert reproduced.loc["avg", "value"] == pytest.approx(np.mean(reproduced.loc[benches, "value"]))
+    assert reproduced.loc["avg", "ci_low"] < reproduced.loc["avg", "value"] < reproduced.loc["avg", "ci_high"]
+    assert d.loc[at[1], "MATH"].startswith(f"{expected_math:.1f} [")
+    with pytest.raises(InputError, match="same table1 cell"):
+        tables.build_table1(results + [eval_result(entry(path="y.parquet"), make_verdicts(5, 1, 0.5, 0), 9)], PAPER)
+
+
+def test_benchmarks_outside_a_table_get_an_extra_column_or_a_note():
+    synthetic = eval_result(entry(benchmark="synthetic_arith_test", tables=["table1", "table3"]),
+                            make_verdicts(8, 1, 1.0, 0), 0)
+    t1 = tables.build_table1([synthetic], PAPER)
+    assert list(t1.display.columns)[-2:] == ["synthetic_arith_test*", "AVG"]
+    row = t1.display[t1.display["Source"] == tables.REPRODUCED].iloc[0]
+    assert row["synthetic_arith_test*"].startswith("100.0") and row["MATH"] == "—" and row["AVG"] == "—"
+    assert _reported(t1.display)["synthetic_arith_test*"].eq("—").all()
+    t3 = tables.build_table3([synthetic], PAPER)
+    assert len(t3.display) == 4 and any("synthetic_arith_test" in note for note in t3.notes)
+
+
+def test_table2_and_table3_match_paper_rows():
+    info = tables.FusionInfo(mean_errors=1.5, k_max=4, strategy="highdiv", path="s.json")
+    runs = [eval_result(entry(tables=["table2"], variant="tf_k4", method="trajfusion", benchmark=b),
+                        make_verdicts(30, 1, 0.5, seed=i, prefix=b, tokens=150), i)
+            for i, b in enumerate(["gsm8k", "math"])]
+    t2 = tables.build_table2(runs, PAPER, lambda r: info)
+    row = t2.display[(t2.display["Strategy"] == "TF(k_max=4)") & (t2.display["Source"] == tables.DIFF)]
+    assert row["#Err"].tolist() == ["+0.01"]
+    with pytest.raises(InputError, match="no fusion summary"):
+        tables.build_table2(runs, PAPER, lambda r: None)
+    # a variant_label naming a paper row selects it (HighDiv also has k_max = 4)
+    for r in runs:
+        r.entry = dict(r.entry, variant_label="TF(HighDiv)")
+    t2 = tables.build_table2(runs, PAPER, lambda r: info)
+    row = t2.display[(t2.display["Strategy"] == "TF(HighDiv)") & (t2.display["Source"] == tables.DIFF)]
+    assert row["#Err"].tolist() == ["+0.37"]
+
+    aime = [eval_result(entry(tables=["table3"], backbone="qwen2.5-math-7b", method=m, variant=m, benchmark="aime24",
+                              context="32k", path=f"{m}.parquet"), make_verdicts(30, 4, 0.4, seed=i), i)
+            for i, m in enumerate(["rft", "trajfusion"])]
+    t3 = tables.build_table3(aime, PAPER)
+    rep = t3.long[(t3.long["source"] == tables.REPRODUCED) & (t3.long["row"] == "TrajFusion(32K)")]
+    avg = rep[rep["metric"] == "avg@k"].iloc[0]
+    assert avg["paper"] == 40.8 and avg["samples_per_problem"] == 4
+    assert avg["value"] == pytest.approx(100 * aime[1].scores["avg@k"].mean())
+    assert any("k = 4" in note for note in t3.notes)
+
+
+def test_significance_pairs_rft_with_trajfusion():
+    base = make_verdicts(80, 1, 0.3, seed=1)
+    better = base.assign(correct=True, answer="1")
+    runs = [eval_result(entry(method="rft", variant="rft", path="a"), base, 0),
+            eval_result(entry(method="trajfusion", variant="tf", path="b"), better, 1),
+            eval_result(entry(method="trajfusion", variant="tf", benchmark="gsm8k", path="c"), better, 2)]
+    sig = tables.build_significance(runs, n_resamples=300, seed=0)
+    assert len(sig.long) == 1  # the gsm8k run has no RFT partner
+    row = sig.long.iloc[0]
+    n_wrong = int((~base["correct"]).sum())
+    assert row["mcnemar_only_b"] == n_wrong and row["mcnemar_only_a"] == 0
+    assert row["mcnemar_p"] == pytest.approx(2 * 0.5 ** n_wrong)
+    assert row["paired_bootstrap_p"] == pytest.approx(1 / 301)
+
+
+# ---------------------------------------------------------------------------- figures
+
+
+def stats_table(n: int, seed: int, constant_entropy: bool = False) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    k = 16
+    n_incorrect = rng.integers(0, k + 1, n)
+    entropy = np.zeros(n) if constant_entropy else np.log1p(n_incorrect) * rng.uniform(0.5, 1.0, n)
+    return pd.DataFrame({"problem_id": [f"p{i}" for i in range(n)], "source": "s", "K": k,
+                         "n_correct": k - n_incorrect, "n_incorrect": n_incorrect, "error_rate": n_incorrect / k,
+                         "n_distinct_incorrect": np.minimum(n_incorrect, 3), "entropy": entropy, "n_filtered": 0,
+                         "n_timeout": 0, "answer_groups": "[]"})
+
+
+def _texts(fig) -> str:
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts) + " ".join(t.get_text() for t in fig.texts)
+
+
+def test_figure1_labels_spearman_and_files(tmp_path):
+    panels = [("qwen on 15k", stats_table(200, 0), "a"), ("r1 on 100k", stats_table(50, 1), "b")]
+    fig = figures.figure1(panels, caveat=SMOKE_CAVEAT)
+    assert len(fig.axes) == 4
+    for ax in fig.axes:
+        assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
+    text = _texts(fig)
+    assert text.count("mixed outcomes: Spearman ρ = 0.") == 2 and SMOKE_CAVEAT in text
+    paths = figures.save_figure(fig, tmp_path / "f1")
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    assert all(p.stat().st_size > 10_000 for p in paths)
+    again = figures.save_figure(figures.figure1(panels, SMOKE_CAVEAT), tmp_path / "f1b")
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
+
+
+def test_figure1_degenerate_inputs():
+    fig = figures.figure1([("flat", stats_table(30, 1, constant_entropy=True), "s")])
+    assert "Spearman ρ = n/a" in _texts(fig)
+    one = figures.figure1([("one", stats_table(1, 0), "s")])
+    assert "Spearman ρ = n/a" in _texts(one)
+    assert "no statistics tables" in _texts(figures.figure1([]))
+    rho, p = figures.spearman([0.1, 0.2, 0.3, 0.4], [1, 2, 3, 5])
+    assert rho == pytest.approx(1.0)
+    with pytest.raises(InputError, match="missing required column"):
+        figures.figure1([("x", stats_table(5, 0).drop(columns="entropy"), "s.parquet")])
+
+
+def test_figures_3_and_4_with_one_checkpoint_and_no_reflections(tmp_path):
+    runs = [eval_result(entry(tables=["figure3", "figure4"], method=m, variant=m, benchmark=b, checkpoint="ckpt-10",
+                              samples_seen=640, path=f"{m}-{b}"), make_verdicts(20, 1, 0.5, seed=i), i)
+            for i, (m, b) in enumerate([(m, b) for m in ("rft", "trajfusion") for b in ("math", "gsm8k")])]
+    fig3 = figures.figure3(runs)
+    assert len(fig3.axes) == 1
+    assert fig3.axes[0].get_xlabel() == "Training samples seen" and "Pass@1" in fig3.axes[0].get_ylabel()
+    fig4 = figures.figure4(runs, caveat=SMOKE_CAVEAT)
+    assert len(fig4.axes) == 4 and all(ax.get_ylabel() and ax.get_title() for ax in fig4.axes)
+    assert SMOKE_CAVEAT in _texts(fig4)
+    for fig, name in ((fig3, "f3"), (fig4, "f4")):
+        assert all(p.stat().st_size > 5_000 for p in figures.save_figure(fig, tmp_path / name))
+    empty = figures.figure3([r for r in runs if r.bench == "gsm8k"])
+    assert "no MATH evaluations" in _texts(empty)
+
+
+# -------------------------------------------------------------------------- end to end
+
+
+def write_manifest(root, smoke: bool = True) -> tuple:
+    evals = []
+
+    def add(df, **fields):
+        path = root / "eval" / f"{len(evals)}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(path)
+        evals.append(entry(path=str(path), backbone="smollm2-135m", data_size="embedded", pool="embedded",
+                           teacher="smol", profile="embedded", backbone_label="SmolLM2-135M",
+                           variant_label={"rft": "Vanilla RFT", "trajfusion": "TrajFusion"}[fields["method"]],
+                           **fields))
+
+    # Shaped like the lead's rule output: every entry of an experiment is listed for its table
+    # and figures, whatever its checkpoint.
+    in_table1 = ["table1", "figure3", "figure4"]
+    for m, p in (("rft", 0.3), ("trajfusion", 0.45)):
+        for b in ("math", "gsm8k", "synthetic_arith_test"):
+            add(make_verdicts(40, 1, p + 0.15, seed=len(evals), prefix=b), tables=in_table1, method=m, variant=m,
+                benchmark=b)
+        for ckpt, seen, gain in (("ckpt-20", 80, 0.0), ("ckpt-40", 160, 0.1)):
+            for b in ("math", "gsm8k"):
+                add(make_verdicts(40, 1, p + gain, seed=len(evals), prefix=b, tokens=120 if m == "rft" else 160,
+                                  reflections=0.0 if m == "rft" else 0.3),
+                    tables=in_table1, method=m, variant=m, benchmark=b, checkpoint=ckpt, samples_seen=seen)
+        add(make_verdicts(6, 4, p, seed=len(evals), prefix="aime"), tables=["table3"], method=m, variant=m,
+            benchmark="aime24")
+        for b in ("gsm8k", "math"):
+            add(make_verdicts(30, 1, p, seed=len(evals), prefix=b), tables=["table2"], method=m, variant=m,
+                benchmark=b, context="")
+    summary = root / "tf.summary.json"
+    summary.write_text(json.dumps({"problems": 10, "mean_errors": 0.7, "k_max": 4, "strategy": "highdiv"}))
+    stats = root / "stats.parquet"
+    stats_table(60, 3).to_parquet(stats)
+    manifest = {"smoke_test": smoke, "evals": evals,
+                "fusion_summaries": [{"pool": "embedded", "teacher": "smol", "variant": "trajfusion",
+                                      "variant_label": "TrajFusion", "k_max": 4, "strategy": "highdiv",
+                                      "path": str(summary)}],
+                "stats": [{"teacher": "smol", "pool": "embedded", "path": str(stats)}],
+                "provenance": {"config_hash": "abc123"}}
+    path = root / "manifest.json"
+    path.write_text(json.dumps(manifest))
+    return path, manifest
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_report_end_to_end_is_complete_and_deterministic(tmp_path):
+    manifest_path, manifest = write_manifest(tmp_path)
+    out = tmp_path / "report"
+    assert run_cli(["report", "--manifest", str(manifest_path), "--out-dir", str(out),
+                    "--bootstrap-samples", "200"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    expected = {f"{t}.{ext}" for t in ("table1", "table2", "table3", "significance") for ext in ("md", "csv", "tex")}
+    expected |= {f"{f}.{ext}" for f in ("figure1", "figure3", "figure4") for ext in ("png", "pdf")}
+    assert set(names) == expected | {"metrics.csv", "index.md"}
+    for md in out.glob("*.md"):
+        assert SMOKE_CAVEAT in md.read_text()
+    for csv in out.glob("*.csv"):
+        assert (pd.read_csv(csv)["caveat"] == SMOKE_CAVEAT).all()
+    index = (out / "index.md").read_text()
+    assert all(f"({name})" in index for name in names if name != "index.md")
+    assert "abc123" in index
+
+    metrics_csv = pd.read_csv(out / "metrics.csv")
+    assert len(metrics_csv) == 6 * len(manifest["evals"])
+    aime = metrics_csv[(metrics_csv["benchmark"] == "aime24") & (metrics_csv["method"] == "trajfusion")]
+    assert set(aime["metric"]) == {"pass@1", "avg@k", "maj@k", "pass@4", "mean_output_tokens", "mean_reflections"}
+    sig = pd.read_csv(out / "significance.csv")
+    # final math/gsm8k/synthetic, math/gsm8k at two checkpoints, table2's final math/gsm8k
+    # (no context), aime24
+    assert len(sig) == 10
+    assert sig["mcnemar_p"].between(0, 1).all() and sig["paired_bootstrap_p"].between(0, 1).all()
+    t2 = (out / "table2.md").read_text()
+    assert "TF(k_max=4, highdiv)" in t2 and "0.70" in t2
+    assert "synthetic_arith_test*" in (out / "table1.md").read_text()
+
+    again = tmp_path / "again"
+    build_report(manifest_path, again, n_resamples=200)
+    for name in names:
+        assert (out / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_report_without_smoke_caveat_and_bad_manifests(tmp_path):
+    manifest_path, manifest = write_manifest(tmp_path, smoke=False)
+    build_report(manifest_path, tmp_path / "r", n_resamples=50)
+    assert SMOKE_CAVEAT not in (tmp_path / "r" / "table1.md").read_text()
+    assert "caveat" not in pd.read_csv(tmp_path / "r" / "metrics.csv").columns
+
+    bad = dict(manifest, evals=[dict(manifest["evals"][0], method="sft")])
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(InputError, match=r"evals\[0\]\.method"):
+        build_report(tmp_path / "bad.json", tmp_path / "x")
+    missing = dict(manifest, evals=[dict(manifest["evals"][0], path=str(tmp_path / "nope.parquet"))])
+    (tmp_path / "missing.json").write_text(json.dumps(missing))
+    with pytest.raises(InputError, match="nope.parquet: file does not exist"):
+        build_report(tmp_path / "missing.json", tmp_path / "x")
+    broken = pd.read_parquet(manifest["evals"][0]["path"]).drop(columns="correct")
+    broken.to_parquet(tmp_path / "broken.parquet")
+    (tmp_path / "broken.json").write_text(json.dumps(dict(manifest, evals=[
+        dict(manifest["evals"][0], path=str(tmp_path / "broken.parquet"))])))
+    with pytest.raises(InputError, match="broken.parquet: missing required column"):
+        build_report(tmp_path / "broken.json", tmp_path / "x")
+    assert math.isfinite(pd.read_csv(tmp_path / "r" / "metrics.csv")["value"].iloc[0])
