@@ -1,5 +1,6 @@
 # Report stage: Tables 1-3, Figures 1, 3 and 4, significance tests and provenance.
 import platform
+import subprocess
 
 
 def run_label(run):
@@ -44,8 +45,25 @@ def report_manifest():
 
 REPORT_DIR = f"{RESULTS}/report"
 REPORT_OUTPUTS = [f"{REPORT_DIR}/{name}" for name in (
-    "index.md", "table1.md", "table2.md", "table3.md", "significance.md", "metrics.csv",
-    "figure1.png", "figure3.png", "figure4.png")]
+    "index.md", "metrics.csv",
+    *(f"{table}.{ext}" for table in ("table1", "table2", "table3", "significance") for ext in ("md", "csv", "tex")),
+    *(f"{figure}.{ext}" for figure in ("figure1", "figure3", "figure4") for ext in ("png", "pdf")))]
+
+
+def provenance():
+    """Recorded at run time (not a param, so a new commit does not rerun the report)."""
+    from trajfusion.io import config_hash, library_versions
+
+    try:
+        commit = subprocess.run(["git", "-C", workflow.basedir, "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+    except OSError:
+        commit = None
+    executor = workflow.executor_plugin.name if workflow.executor_plugin is not None else "local"
+    return {"config_hash": config_hash(config), "git_commit": commit, "versions": library_versions(),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "executor": executor, "command": " ".join(sys.argv),
+            "models": config["models"], "data_sha256sums": open(os.path.join(DATA_DIR, "SHA256SUMS")).read()}
 
 
 rule report_manifest:
@@ -53,12 +71,13 @@ rule report_manifest:
         f"{REPORT_DIR}/manifest.json",
     params:
         manifest=report_manifest(),
+    localrule: True
     log:
         f"{LOGS}/report_manifest.log",
     run:
         from trajfusion.io import write_json
 
-        write_json(params.manifest, output[0])
+        write_json({**params.manifest, "provenance": provenance()}, output[0])
 
 
 rule report:
@@ -75,5 +94,7 @@ rule report:
         f"{BENCH}/report.tsv"
     conda:
         "../envs/core.yaml"
+    params:
+        seed=config["seed"],
     shell:
-        "trajfusion report --manifest {input.manifest} --out-dir {REPORT_DIR} > {log} 2>&1"
+        "trajfusion report --manifest {input.manifest} --out-dir {REPORT_DIR} --seed {params.seed} > {log} 2>&1"

@@ -32,6 +32,7 @@ rule sample_shard:
     params:
         flags=lambda w: sampling_flags(w.teacher),
         seed=config["seed"],
+        threads=lambda w, threads: f"--threads {threads}" if config["teachers"][w.teacher]["backend"] == "hf" else "",
     threads: 2
     resources:
         gpu=lambda w: config["teachers"][w.teacher].get("tensor_parallel_size", 1)
@@ -43,7 +44,7 @@ rule sample_shard:
     conda:
         "../envs/vllm.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} trajfusion sample --pool {input.pool} --model {input.model}"
+        "OMP_NUM_THREADS={threads} trajfusion sample --pool {input.pool} --model {input.model} {params.threads}"
         " --teacher {wildcards.teacher} {params.flags} --shard {wildcards.shard} --seed {params.seed}"
         " --output {output} > {log} 2>&1"
 

@@ -3,69 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from trajfusion.io import write_jsonl
-
-REPO = Path(__file__).resolve().parents[1]
-E2E_CONFIG = REPO / "tests" / "e2e" / "config.yaml"
-
-
-def trajfusion(*args: str) -> None:
-    result = subprocess.run([sys.executable, "-m", "trajfusion.cli", *args], capture_output=True, text=True,
-                            timeout=900)
-    assert result.returncode == 0, f"trajfusion {args[0]} failed:\n{result.stderr[-3000:]}"
-
-
-def snakemake(workdir: Path, configfile: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-                           "--directory", str(workdir), "--configfile", str(configfile), "--cores", "2",
-                           *extra], capture_output=True, text=True, timeout=1800)
-
-
-@pytest.fixture(scope="module")
-def warmed_model(tiny_model_dir, tmp_path_factory) -> Path:
-    """The tiny random model, trained briefly to answer the e2e pool's problems in the
-    "\\boxed{}" format, so that sampling it gives both correct and incorrect answers."""
-    work = tmp_path_factory.mktemp("warmup")
-    spec = yaml.safe_load(E2E_CONFIG.read_text())["pools"]["e2e"]
-    trajfusion("build-pool", "--spec", json.dumps(spec), "--data-dir", str(REPO / "data"), "--seed", "0",
-               "--output", str(work / "pool.parquet"), "--report", str(work / "pool.json"))
-    pool = pd.read_parquet(work / "pool.parquet")
-    write_jsonl(({"problem_id": row.problem_id,
-                  "messages": [{"role": "user", "content": row.problem},
-                               {"role": "assistant", "content": f"The answer is \\boxed{{{row.answer}}}."}]}
-                 for row in pool.itertuples()), work / "warmup.jsonl")
-    trajfusion("train", "--model", str(tiny_model_dir), "--dataset", str(work / "warmup.jsonl"),
-               "--template", "chat", "--output-dir", str(work / "warm"), "--epochs", "40",
-               "--learning-rate", "3e-3", "--per-device-batch-size", "5", "--grad-accum", "1",
-               "--max-length", "256", "--no-packing", "--precision", "fp32", "--seed", "0",
-               "--lr-scheduler", "constant", "--warmup-ratio", "0", "--num-gpus", "0")
-    return work / "warm" / "final"
-
-
-@pytest.fixture(scope="module")
-def e2e_run(warmed_model, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("e2e")
-    config = yaml.safe_load(E2E_CONFIG.read_text())
-    config["models"]["tiny"]["path"] = str(warmed_model)
-    config["data_dir"] = str(REPO / "data")
-    configfile = workdir / "config.yaml"
-    configfile.write_text(yaml.safe_dump(config))
-    result = snakemake(workdir, configfile)
-    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    return workdir, configfile, config
+from tests.conftest import snakemake
 
 
 @pytest.mark.slow
-def test_every_rule_ran_and_the_report_is_complete(e2e_run):
-    workdir, _, config = e2e_run
+def test_every_rule_ran_and_the_report_is_complete(e2e_local_run):
+    workdir, _, config = e2e_local_run
     report = workdir / "results" / "report"
     for name in ("table1.md", "table2.md", "table3.md", "figure1.png", "figure3.png", "figure4.png",
                  "significance.md", "metrics.csv", "index.md"):
@@ -78,8 +26,8 @@ def test_every_rule_ran_and_the_report_is_complete(e2e_run):
 
 
 @pytest.mark.slow
-def test_artifacts_between_stages_are_consistent(e2e_run):
-    workdir, _, config = e2e_run
+def test_artifacts_between_stages_are_consistent(e2e_local_run):
+    workdir, _, config = e2e_local_run
     results = workdir / "results"
     pool = pd.read_parquet(results / "pools" / "e2e.parquet")
     verified = pd.read_parquet(results / "verified" / "tiny" / "e2e.parquet")
@@ -108,8 +56,8 @@ def test_artifacts_between_stages_are_consistent(e2e_run):
 
 
 @pytest.mark.slow
-def test_nothing_reruns_and_a_config_change_reruns_only_what_it_touches(e2e_run):
-    workdir, configfile, config = e2e_run
+def test_nothing_reruns_and_a_config_change_reruns_only_what_it_touches(e2e_local_run):
+    workdir, configfile, config = e2e_local_run
     result = snakemake(workdir, configfile, "-n", "--quiet", "rules")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr

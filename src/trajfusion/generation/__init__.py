@@ -1,0 +1,101 @@
+"""Text generation backends: one interface over transformers (``hf``) and vLLM (``vllm``).
+
+``load_backend(name, model_dir, **options)`` returns an object with
+``generate(prompts, n, temperature, top_p, max_new_tokens, seed) -> list[list[Completion]]``
+(outer list: prompts, inner: the n completions of that prompt), a ``tokenizer`` attribute
+for rendering chat templates, and ``close()``. Backend modules are imported lazily so
+that importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+from trajfusion.io import InputError
+
+FINISH_REASONS = ("stop", "length")
+
+_BACKENDS = {
+    "hf": ("trajfusion.generation.hf", "HFBackend"),
+    "vllm": ("trajfusion.generation.vllm_backend", "VLLMBackend"),
+}
+BACKEND_NAMES = tuple(_BACKENDS)
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    n_tokens: int  # generated tokens, including the stop token, excluding padding
+    finish_reason: str  # "stop" (a stop token was generated) or "length" (max_new_tokens hit)
+
+
+def derive_seed(*parts: int | str) -> int:
+    """A seed in [0, 2**31) derived deterministically from ``parts`` (e.g. seed and shard).
+
+    Hashing rather than adding keeps seeds of neighbouring shards/batches unrelated:
+    (seed=1, shard=0) and (seed=0, shard=1) get different streams.
+    """
+    blob = ("trajfusion-seed:" + ":".join(str(p) for p in parts)).encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "big") % (2**31)
+
+
+def check_sampling_args(prompts: list[str], n: int, temperature: float, top_p: float,
+                        max_new_tokens: int) -> None:
+    if not all(isinstance(p, str) for p in prompts):
+        raise InputError("prompts must be strings")
+    if n < 1:
+        raise InputError(f"n (samples per prompt) must be >= 1, got {n}")
+    if max_new_tokens < 1:
+        raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise InputError(f"temperature must be >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise InputError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def encode_prompts(tokenizer, prompts: list[str]) -> list[list[int]]:
+    """Token ids of rendered prompts, with the BOS token the model expects exactly once.
+
+    Rendered templates may already start with BOS (e.g. ``<|begin_of_text|>``); encoding
+    with the tokenizer's default special tokens would then double it. So encode without
+    special tokens and prepend BOS only if the tokenizer normally adds one and it is missing.
+    """
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    bos = tokenizer.bos_token_id
+    if bos is None or not _tokenizer_adds_bos(tokenizer):
+        return encoded
+    return [ids if ids[:1] == [bos] else [bos, *ids] for ids in encoded]
+
+
+def _tokenizer_adds_bos(tokenizer) -> bool:
+    ids = tokenizer("x", add_special_tokens=True)["input_ids"]
+    return bool(ids) and ids[0] == tokenizer.bos_token_id
+
+
+def batches(items: list, size: int | None):
+    """Consecutive chunks of ``items`` of length ``size`` (all at once when ``size`` is None)."""
+    size = size or max(len(items), 1)
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def load_backend(name: str, model_dir: str | Path, **options):
+    """Construct backend ``name`` ("hf" or "vllm") for the model in ``model_dir``."""
+    if name not in _BACKENDS:
+        raise InputError(f"unknown generation backend {name!r}; known: {list(BACKEND_NAMES)}")
+    if not Path(model_dir).is_dir():
+        raise InputError(f"{model_dir}: model directory does not exist")
+    module_name, class_name = _BACKENDS[name]
+    backend_class = getattr(importlib.import_module(module_name), class_name)
+    accepted = set(inspect.signature(backend_class).parameters) - {"model_dir"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise InputError(f"backend {name!r}: unknown option(s) {unknown}; accepted: {sorted(accepted)}")
+    return backend_class(str(model_dir), **options)
+
+
+__all__ = ["BACKEND_NAMES", "Completion", "FINISH_REASONS", "batches", "check_sampling_args",
+           "derive_seed", "encode_prompts", "load_backend"]

@@ -1,0 +1,97 @@
+"""The vLLM backend: offline ``vllm.LLM`` with one ``generate`` call per batch.
+
+Each batch goes to vLLM in a single call with ``SamplingParams(n=n)``, so the n samples of
+a prompt share its prefix in the KV cache. Prompts are passed as token ids encoded exactly
+as the hf backend encodes them (``encode_prompts``), so both backends see the same input.
+vLLM is imported only when this backend is constructed.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+
+from tqdm.auto import tqdm
+
+from trajfusion.generation import (FINISH_REASONS, Completion, batches, check_sampling_args, derive_seed,
+                                   encode_prompts)
+from trajfusion.io import InputError
+
+log = logging.getLogger(__name__)
+
+
+class VLLMBackend:
+    def __init__(self, model_dir: str, batch_size: int | None = None, dtype: str | None = None,
+                 tensor_parallel_size: int = 1, max_model_len: int | None = None,
+                 gpu_memory_utilization: float = 0.9, seed: int = 0, trust_remote_code: bool = False,
+                 progress: bool = True):
+        try:
+            import vllm
+        except ImportError as exc:
+            raise InputError(f"the vllm backend needs vLLM, which is not importable ({exc}); "
+                             "install the extra: pip install 'trajfusion[vllm]'") from None
+        from transformers import AutoTokenizer
+
+        if batch_size is not None and batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        self._vllm = vllm
+        self.batch_size = batch_size
+        self.progress = progress
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+        started = time.perf_counter()
+        self.llm = vllm.LLM(model=model_dir, tensor_parallel_size=tensor_parallel_size,
+                            max_model_len=max_model_len, seed=seed, dtype=dtype or "auto",
+                            gpu_memory_utilization=gpu_memory_utilization,
+                            trust_remote_code=trust_remote_code)
+        log.info("vLLM engine for %s ready in %.1f s (tensor parallel %d)", model_dir,
+                 time.perf_counter() - started, tensor_parallel_size)
+
+    def generate(self, prompts: list[str], n: int, temperature: float, top_p: float,
+                 max_new_tokens: int, seed: int) -> list[list[Completion]]:
+        check_sampling_args(prompts, n, temperature, top_p, max_new_tokens)
+        results: list[list[Completion]] = []
+        generated_tokens = 0
+        started = time.perf_counter()
+        with tqdm(total=len(prompts), unit="problem", desc="sampling", disable=not self.progress) as bar:
+            for index, batch in enumerate(batches(encode_prompts(self.tokenizer, prompts), self.batch_size)):
+                params = self._vllm.SamplingParams(n=n, temperature=temperature, top_p=top_p,
+                                                   max_tokens=max_new_tokens, seed=derive_seed(seed, index))
+                outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in batch], params,
+                                            use_tqdm=self.progress)
+                groups = _to_completions(outputs, len(batch), n)
+                results.extend(groups)
+                generated_tokens += sum(c.n_tokens for group in groups for c in group)
+                bar.update(len(batch))
+                bar.set_postfix(tok_s=f"{generated_tokens / (time.perf_counter() - started):.1f}")
+        return results
+
+    def close(self) -> None:
+        self.llm = None
+        gc.collect()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _to_completions(outputs, n_prompts: int, n: int) -> list[list[Completion]]:
+    """Map vLLM ``RequestOutput`` objects (in prompt order) to groups of ``Completion``."""
+    if len(outputs) != n_prompts:
+        raise RuntimeError(f"vLLM returned {len(outputs)} outputs for {n_prompts} prompts")
+    groups = []
+    for request in outputs:
+        samples = sorted(request.outputs, key=lambda sample: sample.index)
+        if len(samples) != n:
+            raise RuntimeError(f"vLLM returned {len(samples)} completions for a prompt, expected {n}")
+        groups.append([_completion(sample) for sample in samples])
+    return groups
+
+
+def _completion(sample) -> Completion:
+    if sample.finish_reason not in FINISH_REASONS:
+        raise RuntimeError(f"vLLM completion ended with finish_reason={sample.finish_reason!r}; "
+                           f"expected one of {list(FINISH_REASONS)}")
+    return Completion(text=sample.text, n_tokens=len(sample.token_ids), finish_reason=sample.finish_reason)
