@@ -9,6 +9,7 @@ def training_flags(profile):
              f" --per-device-batch-size {s['per_device_batch_size']} --grad-accum {s['grad_accum']}"
              f" --max-length {s['max_length']} --precision {s['precision']}"
              f" --{'packing' if s['packing'] else 'no-packing'}"
+             f" --{'' if s.get('gradient_checkpointing', True) else 'no-'}gradient-checkpointing"
              f" --warmup-ratio {s.get('warmup_ratio', 0.0)} --lr-scheduler {s.get('lr_scheduler', 'cosine')}"
              f" --num-gpus {s.get('num_gpus', 1)}")
     if s.get("save_steps"):

@@ -43,8 +43,8 @@ def test_embedded_default_plans_the_full_dag(tmp_path):
     assert counts["sample_shard"] == cfg["sampling"]["shards"]
     assert counts["prepare_benchmark"] == len(cfg["benchmarks"])
     assert counts["fuse"] == len(cfg["fusion"]["variants"])
-    # rft, tf, tf_k1, lowdiv, highdiv on the embedded profile; rft, tf on the long-context one.
-    assert counts["train_embedded"] == 5 and counts["train_embedded_long"] == 2
+    # rft, tf, lowdiv, highdiv on the embedded profile; rft, tf on the long-context one.
+    assert counts["train_embedded"] == 4 and counts["train_embedded_long"] == 2
     for rule in ("build_pool", "prepare_model", "merge_samples", "verify", "stats", "report"):
         assert counts[rule] == 1, rule
 

@@ -59,7 +59,12 @@ def _dequantized_model(gguf_path: Path):
 
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
                                                   dtype=torch.float32)
-    fresh = type(loaded)(loaded.config)
+    config = loaded.config
+    # The weights are dequantized: a leftover GGUF quantization_config would make the saved
+    # model look quantized, and the Trainer refuses to fine-tune quantized models.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    fresh = type(loaded)(config)
     fresh.load_state_dict(loaded.state_dict())
     return fresh
 

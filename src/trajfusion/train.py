@@ -1,0 +1,466 @@
+"""``trajfusion train``: supervised fine-tuning on a fused dataset (paper Section 4.1, A.3).
+
+Full fine-tuning with TRL's ``SFTTrainer``. Each fused example becomes a prompt (the
+backbone's template, ``trajfusion.templates``) and a completion (the fused response plus
+the template's end-of-turn suffix); the loss covers the completion only. Tokenization
+details (one BOS, no extra EOS) are in ``trajfusion.training.dataset``.
+
+Packing (``--packing``, the paper's setting) uses TRL's best-fit-decreasing packing with
+padding-free batches: the examples of a batch are concatenated into one row and
+``position_ids`` restart at 0 for each example. Whether examples can attend to each other
+depends on the attention kernel:
+
+* ``flash_attention_2``/``3`` (GPU) use the sequence boundaries TRL passes
+  (``cu_seq_lens_*``) in a variable-length kernel: no cross-attention, no wasted compute.
+  Use it on GPUs for long contexts (not exercised here: these machines have no GPU).
+* ``sdpa`` and ``eager`` (the CPU path, and the default) get no attention mask, so
+  transformers derives a block-diagonal causal mask from the ``position_ids`` resets
+  (``masking_utils.find_packed_sequence_indices``; it does so because TRL's loss sets
+  ``use_cache=False``). The result is correct - each example attends only to itself,
+  verified in ``tests/test_train.py`` by comparing packed and separate logits - but the
+  mask is dense: memory and compute grow with the square of the concatenated length
+  (``per_device_batch_size x max_length``). On CPU this eats most of packing's gain
+  (bench/results.md: 1.07x the non-pad tokens/s of padded batches for SmolLM2-135M at
+  2 x 1024 tokens), and at 32K it is prohibitive.
+
+In both cases the first token of each example is excluded from the loss, so no example is
+trained to predict its start from the previous one. ``train_meta.json`` reports the share
+of non-pad tokens in the batches actually fed to the model (1.0 with padding-free
+packing) and, with packing, how full the packed rows are.
+
+Checkpoints at fixed numbers of training examples (``--checkpoints``), trainer checkpoints
+and resume are described in ``trajfusion.training.progress``; the multi-GPU launch and
+DeepSpeed configuration in ``trajfusion.training.launch``.
+
+Outputs under ``--output-dir``: ``final/`` (model safetensors, tokenizer,
+``train_meta.json``), ``ckpt-{n}/`` for every configured count, and ``trainer/`` (trainer
+checkpoints for resuming, and the ``ckpt-{n}`` snapshots). On CPU the model weights are
+byte-identical for identical inputs, settings and seed, also across a kill and resume (tested);
+GPU kernels need not be bitwise deterministic. ``train_meta.json`` holds wall times under
+``timing``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from trajfusion.io import InputError, config_hash, library_versions, sha256_file, write_json
+from trajfusion.training.launch import DEFAULT_MAIN_PROCESS_PORT, is_launched_worker, relaunch
+
+log = logging.getLogger(__name__)
+
+TRAINER_DIR = "trainer"
+FINAL_DIR = "final"
+META_NAME = "train_meta.json"
+RUN_SETTINGS = "run_settings.json"
+VERSION_PACKAGES = ("trajfusion", "torch", "transformers", "trl", "accelerate", "datasets", "deepspeed")
+# Settings that do not change what is trained: a resumed run may differ in these.
+_RESUME_NEUTRAL = {"output_dir", "logging_steps", "save_steps", "save_total_limit", "keep_trainer_checkpoints",
+                   "main_process_port"}
+
+
+# -- command line ------------------------------------------------------------------
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="base model directory or hub id")
+    p.add_argument("--dataset", required=True, help="fused JSONL dataset")
+    p.add_argument("--template", required=True, help="prompt template name (resources/templates.yaml)")
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--epochs", type=float, required=True)
+    p.add_argument("--learning-rate", type=float, required=True)
+    p.add_argument("--per-device-batch-size", type=int, required=True)
+    p.add_argument("--grad-accum", type=int, required=True)
+    p.add_argument("--max-length", type=int, required=True, help="tokens per example; with packing, per packed row")
+    p.add_argument("--packing", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--precision", choices=("fp32", "bf16"), required=True)
+    p.add_argument("--deepspeed", default=None, help="DeepSpeed JSON config (e.g. config/deepspeed/zero1.json)")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--checkpoints", default="", help="comma-separated example counts, e.g. '8000,16000'")
+    p.add_argument("--rope-scaling", default=None,
+                   help='JSON, e.g. \'{"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 4096}\'')
+    p.add_argument("--warmup-ratio", type=float, default=0.0, help="share of steps with linear warm-up")
+    p.add_argument("--lr-scheduler", default="cosine",
+                   choices=("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr"))
+    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps (-1: epochs)")
+    p.add_argument("--logging-steps", type=int, default=10)
+    p.add_argument("--save-steps", type=int, default=500, help="trainer checkpoint every N optimizer steps")
+    p.add_argument("--save-total-limit", type=int, default=2, help="trainer checkpoints kept")
+    p.add_argument("--keep-trainer-checkpoints", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep OUTPUT_DIR/trainer/checkpoint-* after a successful run")
+    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--attn-implementation", default="sdpa",
+                   choices=("sdpa", "eager", "flash_attention_2", "flash_attention_3"))
+    p.add_argument("--num-gpus", type=int, default=1, help="GPUs per node; >1 relaunches via accelerate")
+    p.add_argument("--num-nodes", type=int, default=1)
+    p.add_argument("--main-process-port", type=int, default=DEFAULT_MAIN_PROCESS_PORT)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="fine-tune a backbone on a fused dataset",
+                       description=__doc__.splitlines()[0])
+    _add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _train_actions() -> list[argparse.Action]:
+    parser = argparse.ArgumentParser(add_help=False)
+    _add_arguments(parser)
+    return list(parser._actions)
+
+
+def args_to_argv(args: argparse.Namespace) -> list[str]:
+    """The ``train`` flags that reproduce ``args`` (used to relaunch on several GPUs)."""
+    argv = []
+    for action in _train_actions():
+        value = getattr(args, action.dest)
+        flag = action.option_strings[0]
+        if isinstance(action, argparse.BooleanOptionalAction):
+            argv.append(flag if value else "--no-" + flag[2:])
+        elif value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
+def settings_of(args: argparse.Namespace) -> dict:
+    """The ``train`` flags' values (not the global CLI options)."""
+    return {action.dest: getattr(args, action.dest) for action in sorted(_train_actions(), key=lambda a: a.dest)}
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.num_gpus * args.num_nodes > 1 and not is_launched_worker():
+        if args.num_nodes > 1:
+            raise InputError("--num-nodes > 1: start one `accelerate launch` per node (see "
+                             "trajfusion.training.launch.launch_command); --num-gpus alone covers one node")
+        relaunch(args_to_argv(args), args.num_gpus, main_process_port=args.main_process_port)
+    run_training(args)
+    return 0
+
+
+# -- settings validation -------------------------------------------------------------
+
+def parse_checkpoints(text: str) -> list[int]:
+    """'8,16,24' -> [8, 16, 24]; empty -> []."""
+    counts = []
+    for part in (p.strip() for p in (text or "").split(",")):
+        if not part:
+            continue
+        if not re.fullmatch(r"\d+", part) or int(part) <= 0:
+            raise InputError(f"--checkpoints: {part!r} is not a positive integer example count")
+        counts.append(int(part))
+    return sorted(set(counts))
+
+
+def parse_rope_scaling(text: str | None) -> dict | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--rope-scaling: malformed JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, dict) or not isinstance(value.get("rope_type"), str):
+        raise InputError(f"--rope-scaling: expected a JSON object with a 'rope_type', got {text!r}")
+    return value
+
+
+def check_settings(args: argparse.Namespace) -> None:
+    positive = {"--epochs": args.epochs, "--learning-rate": args.learning_rate,
+                "--per-device-batch-size": args.per_device_batch_size, "--grad-accum": args.grad_accum,
+                "--max-length": args.max_length, "--save-steps": args.save_steps,
+                "--logging-steps": args.logging_steps, "--save-total-limit": args.save_total_limit}
+    for flag, value in positive.items():
+        if not value > 0:
+            raise InputError(f"{flag} must be positive, got {value}")
+    if not 0.0 <= args.warmup_ratio < 1.0:
+        raise InputError(f"--warmup-ratio must be in [0, 1), got {args.warmup_ratio}")
+    if args.max_steps == 0 or args.max_steps < -1:
+        raise InputError(f"--max-steps must be positive or -1, got {args.max_steps}")
+    if args.deepspeed:
+        from importlib.util import find_spec
+
+        from trajfusion.training.launch import load_deepspeed_config
+
+        load_deepspeed_config(args.deepspeed)
+        if find_spec("deepspeed") is None:
+            raise InputError("--deepspeed needs the deepspeed package (pip install 'trajfusion[deepspeed]')")
+
+
+# -- model ---------------------------------------------------------------------------
+
+def apply_rope_scaling(config, scaling: dict, max_length: int) -> None:
+    """Merge ``scaling`` into the config's RoPE parameters and widen the position range.
+
+    transformers 5 keeps RoPE settings in ``config.rope_parameters`` (``rope_theta``
+    included; ``rope_scaling`` is an alias of it), so the scaling is merged rather than
+    replacing the dict. ``max_position_embeddings`` becomes at least
+    ``original_max_position_embeddings x factor`` (YaRN's extended window) and ``max_length``.
+    """
+    params = dict(getattr(config, "rope_parameters", None) or {})
+    params.update(scaling)
+    config.rope_parameters = params
+    extended = 0
+    if scaling.get("original_max_position_embeddings") and scaling.get("factor"):
+        extended = int(scaling["original_max_position_embeddings"] * scaling["factor"])
+    config.max_position_embeddings = max(config.max_position_embeddings, extended, max_length)
+
+
+def drop_gguf_quantization(config, model_name: str) -> None:
+    """Forget a GGUF ``quantization_config`` left in the config of dequantized weights.
+
+    A model dequantized from GGUF and re-saved keeps ``quantization_config: {quant_method:
+    gguf}`` in its config.json although its safetensors are plain floats; transformers then
+    treats it as quantized and the Trainer refuses to fine-tune it.
+    """
+    quantization = getattr(config, "quantization_config", None)
+    if isinstance(quantization, dict) and quantization.get("quant_method") == "gguf":
+        log.warning("%s: ignoring the GGUF quantization_config of its (dequantized) weights", model_name)
+        del config.quantization_config
+
+
+def load_model(model_name: str, rope_scaling: dict | None, max_length: int, attn_implementation: str):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_name)
+    drop_gguf_quantization(config, model_name)
+    if rope_scaling:
+        apply_rope_scaling(config, rope_scaling, max_length)
+    if max_length > config.max_position_embeddings:
+        raise InputError(f"--max-length {max_length} exceeds the model's max_position_embeddings "
+                         f"{config.max_position_embeddings} ({model_name}); extend it with --rope-scaling")
+    # fp32 master weights; --precision bf16 trains with autocast (or DeepSpeed's bf16 mode).
+    return AutoModelForCausalLM.from_pretrained(model_name, config=config, dtype=torch.float32,
+                                                attn_implementation=attn_implementation)
+
+
+def load_tokenizer(model_name: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_name)
+
+
+# -- resume --------------------------------------------------------------------------
+
+def find_resume_checkpoint(trainer_dir: Path) -> Path | None:
+    """The newest complete trainer checkpoint (``trainer_state.json`` is written last)."""
+    if not trainer_dir.is_dir():
+        return None
+    steps = {}
+    for path in trainer_dir.glob("checkpoint-*"):
+        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if match and (path / "trainer_state.json").is_file():
+            steps[int(match.group(1))] = path
+    return steps[max(steps)] if steps else None
+
+
+def check_resume_settings(trainer_dir: Path, fingerprint: dict) -> None:
+    """Refuse to resume checkpoints written with different training settings or data."""
+    stored_file = trainer_dir / RUN_SETTINGS
+    if not stored_file.exists():
+        write_json(fingerprint, stored_file)
+        return
+    stored = json.loads(stored_file.read_text())
+    if stored.get("hash") != fingerprint["hash"]:
+        changed = sorted(k for k in set(stored["settings"]) | set(fingerprint["settings"])
+                         if stored["settings"].get(k) != fingerprint["settings"].get(k))
+        raise InputError(f"{stored_file}: the trainer checkpoints in {trainer_dir} come from a run with different "
+                         f"settings or data (changed: {changed}); delete {trainer_dir} to start over")
+
+
+def run_fingerprint(settings: dict, dataset_sha256: str) -> dict:
+    relevant = {k: v for k, v in settings.items() if k not in _RESUME_NEUTRAL}
+    relevant["dataset_sha256"] = dataset_sha256
+    return {"hash": config_hash(relevant), "settings": relevant}
+
+
+# -- training --------------------------------------------------------------------------
+
+def build_sft_config(args: argparse.Namespace, trainer_dir: Path):
+    import torch
+    from trl import SFTConfig
+
+    return SFTConfig(
+        # Without a GPU, say so: transformers refuses bf16 on an undeclared CPU.
+        use_cpu=not torch.cuda.is_available(),
+        output_dir=str(trainer_dir),
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.per_device_batch_size,
+        gradient_accumulation_steps=args.grad_accum,
+        learning_rate=args.learning_rate,
+        lr_scheduler_type=args.lr_scheduler,
+        warmup_steps=args.warmup_ratio,  # transformers 5: a value below 1 is a ratio of the total steps
+        bf16=args.precision == "bf16",
+        fp16=False,
+        max_length=args.max_length,
+        packing=args.packing,
+        packing_strategy="bfd",
+        pad_to_multiple_of=None,  # no padding positions inside padding-free batches (see progress.py)
+        completion_only_loss=True,
+        activation_checkpointing=args.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
+        logging_steps=args.logging_steps,
+        save_strategy="steps",
+        save_steps=args.save_steps,
+        save_total_limit=args.save_total_limit,
+        seed=args.seed,
+        data_seed=args.seed,
+        deepspeed=args.deepspeed,
+        report_to="none",
+        dataloader_num_workers=0,
+    )
+
+
+def packed_row_fill(dataset, max_length: int) -> float | None:
+    """Mean share of ``max_length`` filled by the packed rows (None without packing)."""
+    import pyarrow.compute as pc
+
+    if "seq_lengths" not in dataset.column_names or len(dataset) == 0:
+        return None
+    tokens = pc.sum(pc.list_value_length(dataset.data.column("input_ids"))).as_py()
+    return tokens / (len(dataset) * max_length)
+
+
+def last_logged_loss(log_history: list[dict]) -> float | None:
+    losses = [entry["loss"] for entry in log_history if "loss" in entry]
+    return float(losses[-1]) if losses else None
+
+
+def save_final(trainer, final_dir: Path, meta: dict) -> None:
+    from trajfusion.training.progress import save_model_dir
+
+    tmp = final_dir.with_name(f".{final_dir.name}.tmp")
+    if trainer.args.should_save:
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    save_model_dir(trainer, tmp)
+    if trainer.args.should_save:
+        write_json(meta, tmp / META_NAME)
+        shutil.rmtree(final_dir, ignore_errors=True)
+        tmp.rename(final_dir)
+    trainer.accelerator.wait_for_everyone()
+
+
+@dataclass
+class TrainingRun:
+    """Everything prepared for training, before ``trainer.train()``."""
+
+    args: argparse.Namespace
+    trainer: object  # FusedSFTTrainer
+    progress: object  # DataProgress
+    encoding: object  # EncodingStats
+    targets: list[int]
+    settings: dict
+    dataset_sha256: str
+    resume_from: Path | None
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.args.output_dir)
+
+    @property
+    def global_batch(self) -> int:
+        return self.args.per_device_batch_size * self.args.grad_accum * self.trainer.args.world_size
+
+
+def setup_training(args: argparse.Namespace, callbacks: list | None = None) -> TrainingRun:
+    """Check the settings, encode the dataset, load the model and build the trainer."""
+    check_settings(args)
+    targets = parse_checkpoints(args.checkpoints)
+    rope_scaling = parse_rope_scaling(args.rope_scaling)
+    from trajfusion.templates import load_template
+    from trajfusion.training.dataset import build_training_rows, load_fused_examples
+
+    template = load_template(args.template)
+    examples = load_fused_examples(args.dataset)
+    dataset_sha256 = sha256_file(args.dataset)
+    output_dir = Path(args.output_dir)
+    settings = settings_of(args)
+
+    tokenizer = load_tokenizer(args.model)
+    rows, encoding = build_training_rows(examples, template, tokenizer, args.max_length, source=args.dataset)
+    model = load_model(args.model, rope_scaling, args.max_length, args.attn_implementation)
+    trainer, progress = _build_trainer(args, model, tokenizer, rows, targets, output_dir, callbacks)
+
+    trainer_dir = output_dir / TRAINER_DIR
+    resume_from = find_resume_checkpoint(trainer_dir)
+    if trainer.args.should_save:
+        check_resume_settings(trainer_dir, run_fingerprint(settings, dataset_sha256))
+    if resume_from is not None:
+        progress.restore(resume_from / "trainer_state.json")
+        log.info("resuming from %s (%d examples seen)", resume_from, progress.examples_seen)
+    return TrainingRun(args=args, trainer=trainer, progress=progress, encoding=encoding, targets=targets,
+                       settings=settings, dataset_sha256=dataset_sha256, resume_from=resume_from)
+
+
+def run_training(args: argparse.Namespace, callbacks: list | None = None) -> dict:
+    """Train as configured by the ``train`` flags; return the metadata written to train_meta.json."""
+    wall_start = time.perf_counter()
+    run = setup_training(args, callbacks)
+    trainer, progress = run.trainer, run.progress
+    log.info("global batch = %d per device x %d accumulation x %d processes = %d %s",
+             args.per_device_batch_size, args.grad_accum, trainer.args.world_size, run.global_batch,
+             _batch_unit(args))
+    resume = str(run.resume_from) if run.resume_from else None
+    output = trainer.train(resume_from_checkpoint=resume)
+    meta = build_meta(run, output.training_loss, time.perf_counter() - wall_start)
+    save_final(trainer, run.output_dir / FINAL_DIR, meta)
+    if not args.keep_trainer_checkpoints and trainer.args.should_save:
+        for path in (run.output_dir / TRAINER_DIR).glob("checkpoint-*"):
+            shutil.rmtree(path)
+    return meta
+
+
+def _batch_unit(args) -> str:
+    return "packed rows" if args.packing else "examples"
+
+
+def build_meta(run: TrainingRun, train_loss_this_run: float, wall_seconds: float) -> dict:
+    args, trainer, progress = run.args, run.trainer, run.progress
+    config = trainer.model.config
+    return {
+        "settings": run.settings,
+        "dataset": {"path": str(args.dataset), "sha256": run.dataset_sha256, **run.encoding.as_dict()},
+        "model": {"base": args.model, "rope_parameters": config.rope_parameters,
+                  "max_position_embeddings": config.max_position_embeddings},
+        "world_size": trainer.args.world_size,
+        "global_batch_size": run.global_batch,
+        "global_batch_unit": _batch_unit(args),
+        "versions": library_versions(VERSION_PACKAGES),
+        "progress": {"global_step": trainer.state.global_step, "epoch": trainer.state.epoch,
+                     "samples_seen": progress.examples_seen, "tokens_seen": progress.tokens_seen,
+                     "tokens_fed": progress.tokens_fed, "packing_efficiency": progress.nonpad_fraction,
+                     "packed_row_fill": packed_row_fill(trainer.train_dataset, args.max_length),
+                     "train_rows": len(trainer.train_dataset)},
+        "final_loss": last_logged_loss(trainer.state.log_history),
+        "mean_loss_this_run": train_loss_this_run,
+        "checkpoints": {f"ckpt-{n}": progress.saved[str(n)] for n in run.targets},
+        "resume": {"resumed": run.resume_from is not None, "from_step": _step_of(run.resume_from),
+                   "from_checkpoint": run.resume_from.name if run.resume_from else None},
+        # Wall-clock figures: the only part of this file that differs between identical runs.
+        "timing": {"wall_seconds": wall_seconds, "train_seconds": progress.run_seconds,
+                   "tokens_this_run": progress.run_tokens,
+                   "tokens_per_second": progress.run_tokens / progress.run_seconds if progress.run_seconds else None},
+    }
+
+
+def _step_of(checkpoint: Path | None) -> int | None:
+    return int(checkpoint.name.split("-")[1]) if checkpoint else None
+
+
+def _build_trainer(args, model, tokenizer, rows, targets, output_dir: Path, callbacks):
+    from datasets import Dataset
+
+    from trajfusion.training.progress import SNAPSHOT_DIR, DataProgress, FusedSFTTrainer
+
+    progress = DataProgress(targets, output_dir, output_dir / TRAINER_DIR / SNAPSHOT_DIR)
+    trainer = FusedSFTTrainer(model=model, args=build_sft_config(args, output_dir / TRAINER_DIR),
+                              train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                              progress=progress, callbacks=callbacks)
+    return trainer, progress
+

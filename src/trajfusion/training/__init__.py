@@ -1,0 +1,1 @@
+"""Helpers of the ``trajfusion train`` stage: dataset encoding, data-interval checkpoints, launch."""
