@@ -25,7 +25,7 @@ rule prepare_benchmark:
         f"{RESULTS}/benchmarks/{{bench}}.parquet",
     params:
         limit=lambda w: f"--limit {config['benchmarks'][w.bench]['limit']}" if config["benchmarks"][w.bench].get("limit") else "",
-        select=lambda w: config["benchmarks"][w.bench].get("select", "all"),
+        select=lambda w: f"--select {config['benchmarks'][w.bench]['select']}" if "select" in config["benchmarks"][w.bench] else "",
         pictures=lambda w: "--keep-pictures" if config["benchmarks"][w.bench].get("keep_pictures") else "",
         seed=config["seed"],
         data_dir=DATA_DIR,
@@ -37,5 +37,5 @@ rule prepare_benchmark:
         "../envs/core.yaml"
     shell:
         "trajfusion prepare-benchmark --name {wildcards.bench} --data-dir {params.data_dir:q}"
-        " {params.limit} --select {params.select} --seed {params.seed} {params.pictures}"
+        " {params.limit} {params.select} --seed {params.seed} {params.pictures}"
         " --output {output} > {log} 2>&1"

@@ -73,10 +73,11 @@ def warmed_model(tiny_model_dir, tmp_path_factory) -> Path:
                                {"role": "assistant", "content": f"The answer is \\boxed{{{row.answer}}}."}]}
                  for row in pool.itertuples()), work / "warmup.jsonl")
     trajfusion("train", "--model", str(tiny_model_dir), "--dataset", str(work / "warmup.jsonl"),
-               "--template", "chat", "--output-dir", str(work / "warm"), "--epochs", "40",
+               "--template", "chat", "--output-dir", str(work / "warm"), "--epochs", "60",
                "--learning-rate", "3e-3", "--per-device-batch-size", "5", "--grad-accum", "1",
                "--max-length", "256", "--no-packing", "--precision", "fp32", "--seed", "0",
-               "--lr-scheduler", "constant", "--warmup-ratio", "0", "--num-gpus", "0")
+               "--lr-scheduler", "constant", "--warmup-ratio", "0", "--num-gpus", "0",
+               "--no-gradient-checkpointing")
     return work / "warm" / "final"
 
 
