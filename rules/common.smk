@@ -73,6 +73,29 @@ BENCHMARK_NAMES = ["gsm8k", "math", "math500", "college_math", "deepmind_math", 
                    "theoremqa", "aime24", "aime25", "synthetic_arith_test"]
 
 
+STAGE_CODE = {
+    "data": ["data/*.py"],
+    "models": ["model.py"],
+    "sample": ["sample.py", "generation/*.py", "templates.py", "resources/templates.yaml"],
+    "verify": ["verify/*.py"],
+    "fuse": ["fuse.py", "resources/phrases.yaml"],
+    "train": ["train.py", "training/*.py", "templates.py", "resources/templates.yaml"],
+    "evaluate": ["evaluate.py", "generation/*.py", "verify/*.py", "templates.py", "resources/templates.yaml",
+                 "resources/phrases.yaml"],
+    "report": ["report/*.py", "metrics.py", "resources/paper_results.yaml"],
+}
+
+
+def code(stage):
+    """A stage's own source files, declared as inputs: editing them reruns that stage and
+    what depends on it (Snakemake's mtime trigger). Shared plumbing (io.py, cli.py) is left
+    out on purpose, so that a change there does not rerun the whole DAG."""
+    from glob import glob
+
+    package = os.path.join(workflow.basedir, "src", "trajfusion")
+    return sorted(path for pattern in STAGE_CODE[stage] for path in glob(os.path.join(package, pattern)))
+
+
 def profile_settings(profile, cfg=config):
     return {**cfg["training"], **cfg["training_profiles"][profile]}
 

@@ -2,6 +2,8 @@
 
 
 rule build_pool:
+    input:
+        code=code("data"),
     output:
         pool=f"{RESULTS}/pools/{{pool}}.parquet",
         report=f"{RESULTS}/pools/{{pool}}.report.json",
@@ -21,6 +23,8 @@ rule build_pool:
 
 
 rule prepare_benchmark:
+    input:
+        code=code("data"),
     output:
         f"{RESULTS}/benchmarks/{{bench}}.parquet",
     params:

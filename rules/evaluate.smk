@@ -22,6 +22,7 @@ rule evaluate:
     input:
         model=f"{RESULTS}/train/{{backbone}}/{{teacher}}/{{pool}}/{{profile}}/{{variant}}/{{checkpoint}}",
         benchmark=f"{RESULTS}/benchmarks/{{bench}}.parquet",
+        code=code("evaluate"),
     output:
         f"{RESULTS}/eval/{{backbone}}/{{teacher}}/{{pool}}/{{profile}}/{{variant}}/{{checkpoint}}/{{bench}}.parquet",
     params:

@@ -17,7 +17,7 @@ def calibrated_alpha_source(variant):
 
 
 def fuse_inputs(w):
-    inputs = {"verified": verified_path(w.teacher, w.pool)}
+    inputs = {"verified": verified_path(w.teacher, w.pool), "code": code("fuse")}
     source = calibrated_alpha_source(w.variant)
     if source:
         inputs["alpha"] = f"{RESULTS}/fused/{w.teacher}/{w.pool}/{source}.alpha.json"
@@ -45,7 +45,8 @@ def fusion_flags(variant):
 
 rule calibrate_alpha:
     input:
-        lambda w: verified_path(w.teacher, w.pool),
+        verified=lambda w: verified_path(w.teacher, w.pool),
+        code=code("fuse"),
     output:
         f"{RESULTS}/fused/{{teacher}}/{{pool}}/{{variant}}.alpha.json",
     params:
@@ -59,7 +60,7 @@ rule calibrate_alpha:
     conda:
         "../envs/core.yaml"
     shell:
-        "trajfusion calibrate-alpha --input {input} --k-max {params.k_max} --target-errors {params.target}"
+        "trajfusion calibrate-alpha --input {input.verified} --k-max {params.k_max} --target-errors {params.target}"
         " --strategy {params.strategy} --output {output} > {log} 2>&1"
 
 

@@ -2,6 +2,8 @@
 
 
 rule prepare_model:
+    input:
+        code=code("models"),
     output:
         directory(f"{RESULTS}/models/{{model}}"),
     params:

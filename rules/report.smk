@@ -44,6 +44,18 @@ def report_manifest():
 
 
 REPORT_DIR = f"{RESULTS}/report"
+_CAPTIONS = os.path.join(workflow.basedir, "docs", "report")
+
+
+def report_item(path):
+    """Tables and figures go into `snakemake --report`'s self-contained HTML report."""
+    if path.endswith(".png"):
+        return report(path, caption=f"{_CAPTIONS}/figure.rst", category="Figures")
+    if path.endswith(".csv") and "metrics" not in path:
+        return report(path, caption=f"{_CAPTIONS}/table.rst", category="Tables")
+    return path
+
+
 REPORT_OUTPUTS = [f"{REPORT_DIR}/{name}" for name in (
     "index.md", "metrics.csv",
     *(f"{table}.{ext}" for table in ("table1", "table2", "table3", "significance") for ext in ("md", "csv", "tex")),
@@ -68,16 +80,20 @@ def provenance():
 
 rule report_manifest:
     output:
-        f"{REPORT_DIR}/manifest.json",
+        manifest=report(f"{REPORT_DIR}/manifest.json", caption=f"{_CAPTIONS}/provenance.rst", category="Provenance"),
+        config=report(f"{REPORT_DIR}/config.yaml", caption=f"{_CAPTIONS}/provenance.rst", category="Provenance"),
     params:
         manifest=report_manifest(),
     localrule: True
     log:
         f"{LOGS}/report_manifest.log",
     run:
-        from trajfusion.io import write_json
+        import yaml
 
-        write_json({**params.manifest, "provenance": provenance()}, output[0])
+        from trajfusion.io import write_json, write_text
+
+        write_json({**params.manifest, "provenance": provenance()}, output.manifest)
+        write_text(yaml.safe_dump(config, sort_keys=False), output.config)
 
 
 rule report:
@@ -86,8 +102,9 @@ rule report:
         evals=[entry["path"] for entry in experiment_evals()],
         summaries=[p.replace(".jsonl", ".summary.json") for p in fused_datasets()],
         stats=[stats_path(t, p) for t, p in sampling_pairs()],
+        code=code("report"),
     output:
-        REPORT_OUTPUTS,
+        [report_item(path) for path in REPORT_OUTPUTS],
     log:
         f"{LOGS}/report.log",
     benchmark:

@@ -27,6 +27,7 @@ rule sample_shard:
     input:
         pool=lambda w: pool_path(w.pool),
         model=lambda w: model_dir(config["teachers"][w.teacher]["model"]),
+        code=code("sample"),
     output:
         f"{RESULTS}/samples/{{teacher}}/{{pool}}/shard-{{shard}}.parquet",
     params:
@@ -54,6 +55,7 @@ rule merge_samples:
         pool=lambda w: pool_path(w.pool),
         shards=lambda w: expand(f"{RESULTS}/samples/{w.teacher}/{w.pool}/shard-{{shard}}.parquet",
                                 shard=range(config["sampling"]["shards"])),
+        code=code("sample"),
     output:
         f"{RESULTS}/samples/{{teacher}}/{{pool}}.parquet",
     params:

@@ -36,6 +36,7 @@ for _profile in config["training_profiles"]:
         input:
             dataset=lambda w: fused_path(w.teacher, w.pool, w.variant),
             model=lambda w: model_dir(config["backbones"][w.backbone]["model"]),
+            code=code("train"),
         output:
             final=directory(f"{_run}/final"),
             **_checkpoints,

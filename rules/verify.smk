@@ -3,7 +3,8 @@
 
 rule verify:
     input:
-        f"{RESULTS}/samples/{{teacher}}/{{pool}}.parquet",
+        samples=f"{RESULTS}/samples/{{teacher}}/{{pool}}.parquet",
+        code=code("verify"),
     output:
         f"{RESULTS}/verified/{{teacher}}/{{pool}}.parquet",
     params:
@@ -18,13 +19,14 @@ rule verify:
     conda:
         "../envs/core.yaml"
     shell:
-        "trajfusion verify --input {input} --output {output} --workers {threads}"
+        "trajfusion verify --input {input.samples} --output {output} --workers {threads}"
         " --timeout {params.timeout} --filters {params.filters:q} > {log} 2>&1"
 
 
 rule stats:
     input:
-        f"{RESULTS}/verified/{{teacher}}/{{pool}}.parquet",
+        verified=f"{RESULTS}/verified/{{teacher}}/{{pool}}.parquet",
+        code=code("verify"),
     output:
         f"{RESULTS}/stats/{{teacher}}/{{pool}}.parquet",
     log:
@@ -34,4 +36,4 @@ rule stats:
     conda:
         "../envs/core.yaml"
     shell:
-        "trajfusion stats --input {input} --output {output} > {log} 2>&1"
+        "trajfusion stats --input {input.verified} --output {output} > {log} 2>&1"

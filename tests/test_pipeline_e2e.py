@@ -72,3 +72,43 @@ def test_nothing_reruns_and_a_config_change_reruns_only_what_it_touches(e2e_loca
     assert "evaluate" in planned and "report" in planned
     for upstream in ("sample_shard", "verify", "fuse", "train_e2e"):
         assert upstream not in planned, planned
+
+
+@pytest.mark.slow
+def test_adding_a_variant_adds_fusion_training_and_evaluation_jobs_only(e2e_local_run):
+    from tests.test_config import job_counts
+
+    workdir, _, config = e2e_local_run
+    changed = json.loads(json.dumps(config))
+    changed["fusion"]["variants"]["tf_k1"] = {"k_max": 1, "alpha": 2.0, "strategy": "highdiv"}
+    changed["experiments"]["table2"]["variants"].append("tf_k1")
+    path = workdir / "added_variant.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    result = snakemake(workdir, path, "-n", "--quiet", "rules")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts.pop("fuse") == 1 and counts.pop("train_e2e") == 1
+    assert counts.pop("evaluate") == len(changed["experiments"]["table2"]["benchmarks"])
+    assert set(counts) <= {"report", "report_manifest", "all"}, counts
+
+
+@pytest.mark.slow
+def test_editing_a_stage_code_reruns_that_stage_and_downstream_only(e2e_local_run):
+    import os
+
+    from tests.conftest import REPO
+    from tests.test_config import job_counts
+
+    workdir, configfile, _ = e2e_local_run
+    fuse_module = REPO / "src" / "trajfusion" / "fuse.py"
+    stat = fuse_module.stat()
+    os.utime(fuse_module)  # an edit, as far as Snakemake's mtime trigger can tell
+    try:
+        result = snakemake(workdir, configfile, "-n", "--quiet", "rules")
+    finally:
+        os.utime(fuse_module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["fuse"] == 3 and counts["calibrate_alpha"] == 1
+    for upstream in ("build_pool", "sample_shard", "merge_samples", "verify", "stats", "prepare_model"):
+        assert upstream not in counts, counts

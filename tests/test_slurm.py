@@ -54,9 +54,9 @@ def slurm_env():
 def test_dag_runs_through_sbatch_and_matches_a_local_run(slurm_env, warmed_model, e2e_local_run, tmp_path):
     _, configfile = e2e_config(warmed_model, tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+        [sys.executable, "-m", "snakemake", *TARGETS, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
          "--configfile", str(configfile), "--profile", str(REPO / "profiles" / "slurm"),
-         "--slurm-init-seconds-before-status-checks", "5", "--latency-wait", "10", *SMALL_NODE, *TARGETS],
+         "--slurm-init-seconds-before-status-checks", "5", "--latency-wait", "10", *SMALL_NODE],
         env=slurm_env, capture_output=True, text=True, timeout=1800)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
