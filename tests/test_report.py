@@ -354,3 +354,14 @@ def test_report_without_smoke_caveat_and_bad_manifests(tmp_path):
     with pytest.raises(InputError, match="broken.parquet: missing required column"):
         build_report(tmp_path / "broken.json", tmp_path / "x")
     assert math.isfinite(pd.read_csv(tmp_path / "r" / "metrics.csv")["value"].iloc[0])
+
+
+def test_spearman_p_value_is_exact_for_few_points():
+    from trajfusion.report.figures import spearman
+
+    # Three perfectly ranked points: 2 of the 6 pairings reach |rho| = 1, so p = 1/3 exactly
+    # (the asymptotic formula would claim p ~ 0).
+    rho, p = spearman([0.4, 0.5, 0.8], [0.7, 1.1, 1.6])
+    assert rho == 1.0 and abs(p - 1 / 3) < 1e-12
+    rho, p = spearman(list(range(30)), [v + (v % 3) for v in range(30)])
+    assert rho > 0.9 and p < 1e-6

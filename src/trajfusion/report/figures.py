@@ -80,9 +80,13 @@ def check_stats(stats: pd.DataFrame, source: str) -> pd.DataFrame:
     return valid
 
 
+EXACT_PERMUTATION_MAX_N = 8
+
+
 def spearman(x, y) -> tuple[float, float]:
-    """Spearman's rho and its p-value; (nan, nan) when undefined (fewer than 3 points or a
-    constant variable)."""
+    """Spearman's rho and its two-sided p-value; (nan, nan) when undefined (fewer than 3
+    points or a constant variable). Up to 8 points the p-value is exact (all permutations):
+    the asymptotic one claims p ~ 0 for three perfectly ranked points."""
     from scipy import stats
 
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -91,6 +95,10 @@ def spearman(x, y) -> tuple[float, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = stats.spearmanr(x, y)
+        if len(x) <= EXACT_PERMUTATION_MAX_N:
+            exact = stats.permutation_test((x, y), lambda a, b: stats.spearmanr(a, b).statistic,
+                                           permutation_type="pairings", n_resamples=math.inf)
+            return float(res.statistic), float(exact.pvalue)
     return float(res.statistic), float(res.pvalue)
 
 
