@@ -56,8 +56,20 @@ def report_item(path):
     return path
 
 
+def gpus_per_job():
+    """[cost-file pattern, GPUs per job] pairs, the same numbers the rules request as resources."""
+    e = config["evaluation"]
+    patterns = [["evaluate/*", e.get("tensor_parallel_size", 1) if e["backend"] == "vllm" else 0]]
+    for name, teacher in config["teachers"].items():
+        gpus = teacher.get("tensor_parallel_size", 1) if teacher["backend"] == "vllm" else 0
+        patterns.append([f"sample/{name}/*", gpus])
+    for profile in config["training_profiles"]:
+        patterns.append([f"train/*/*/*/{profile}/*", profile_settings(profile).get("num_gpus", 0)])
+    return patterns
+
+
 REPORT_OUTPUTS = [f"{REPORT_DIR}/{name}" for name in (
-    "index.md", "metrics.csv",
+    "index.md", "metrics.csv", "cost.md", "cost.csv",
     *(f"{table}.{ext}" for table in ("table1", "table2", "table3", "significance") for ext in ("md", "csv", "tex")),
     *(f"{figure}.{ext}" for figure in ("figure1", "figure3", "figure4") for ext in ("png", "pdf")))]
 
@@ -113,5 +125,7 @@ rule report:
         "../envs/core.yaml"
     params:
         seed=config["seed"],
+        gpus=as_json(gpus_per_job()),
     shell:
-        "trajfusion report --manifest {input.manifest} --out-dir {REPORT_DIR} --seed {params.seed} > {log} 2>&1"
+        "trajfusion report --manifest {input.manifest} --out-dir {REPORT_DIR} --seed {params.seed}"
+        " --cost-dir {BENCH} --gpus-per-job {params.gpus:q} > {log} 2>&1"

@@ -15,7 +15,7 @@ from tests.conftest import snakemake
 def test_every_rule_ran_and_the_report_is_complete(e2e_local_run):
     workdir, _, config = e2e_local_run
     report = workdir / "results" / "report"
-    for name in ("table1.md", "table2.md", "table3.md", "figure1.png", "figure3.png", "figure4.png",
+    for name in ("table1.md", "table2.md", "table3.md", "figure1.png", "figure3.png", "figure4.png", "cost.md",
                  "significance.md", "metrics.csv", "index.md"):
         path = report / name
         assert path.exists() and path.stat().st_size > 0, name

@@ -365,3 +365,26 @@ def test_spearman_p_value_is_exact_for_few_points():
     assert rho == 1.0 and abs(p - 1 / 3) < 1e-12
     rho, p = spearman(list(range(30)), [v + (v % 3) for v in range(30)])
     assert rho > 0.9 and p < 1e-6
+
+
+def test_cost_table_sums_stages_and_gpu_hours(tmp_path):
+    from trajfusion.io import InputError
+    from trajfusion.report.cost import cost_table, read_cost_files
+
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    files = {"sample/qwen/p15k/shard-0.tsv": (3600, 2000, 3000), "sample/qwen/p15k/shard-1.tsv": (1800, 2500, 1500),
+             "train/llama/qwen/p15k/base/tf.tsv": (7200, 90000, 50000), "verify/qwen/p15k.tsv": (600, 4000, 1100)}
+    for relative, (wall, rss, cpu) in files.items():
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + f"{wall}\t0:00:00\t{rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n")
+    jobs = read_cost_files(tmp_path, [("sample/qwen/*", 1), ("train/*/*/*/base/*", 8)])
+    table = cost_table(jobs).set_index("stage")
+    assert table.loc["sample", "jobs"] == 2 and table.loc["sample", "gpu_h"] == 1.5
+    assert table.loc["train", "gpu_h"] == 16.0 and table.loc["verify", "gpu_h"] == 0.0
+    assert table.loc["total", "jobs"] == 4 and table.loc["total", "wall_h"] == pytest.approx(13200 / 3600)
+    assert table.loc["total", "max_rss_mb"] == 90000
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "x.tsv").write_text("not\ta\nbenchmark\n")
+    with pytest.raises(InputError, match="x.tsv"):
+        read_cost_files(tmp_path, [])
