@@ -17,8 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_md import write_section
+
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results.md"
 SECTION = "## DAG planning"
 
 
@@ -30,12 +31,6 @@ def plan(configfile: str, workdir: str) -> tuple[float, int]:
     elapsed = time.perf_counter() - start
     jobs = int(re.search(r"^total\s+(\d+)$", result.stdout, re.M).group(1))
     return elapsed, jobs
-
-
-def replace_section(text: str, body: str) -> str:
-    parts = re.split(r"(?m)^(?=## )", text)
-    kept = [p for p in parts if p.strip() and not p.startswith(SECTION)]
-    return "".join(kept).rstrip() + "\n\n" + body.rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,10 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         f"| paper matrix | {paper_jobs} | {paper_s:.2f} |", "",
         f"Paper / embedded planning time: **{paper_s / base_s:.2f}x** for {paper_jobs / base_jobs:.1f}x the jobs "
         f"(target: under 20 s for the paper matrix).", ""])
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    tmp = RESULTS.with_suffix(".md.tmp")
-    tmp.write_text(replace_section(text, body))
-    os.replace(tmp, RESULTS)
+    write_section(body)
     print(body)
 
 

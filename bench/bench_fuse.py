@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_md import write_section
+
 import numpy as np
 
 K = 16
@@ -129,17 +131,6 @@ def measure(job: dict) -> dict:
     return json.loads(proc.stdout)
 
 
-def replace_section(document: str, section: str) -> str:
-    """Replace the `## Fusion` section (up to the next `## ` heading) or append it."""
-    lines = document.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        return document.rstrip("\n") + ("\n\n" if document.strip() else "") + section
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    return "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-
-
 def render(n_problems: int, input_mb: float, gen_s: float, rft: dict, cal: dict, tf: dict, tf_out_mb: float,
            rft_out_mb: float) -> str:
     def row(name, r, out_mb):
@@ -179,8 +170,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_child(json.loads(args.child))))
         return 0
     n_problems = args.problems or (5_000 if args.quick else 100_000)
-    from trajfusion.io import write_text
-
     with tempfile.TemporaryDirectory(prefix="bench_fuse_") as tmp:
         verified = Path(tmp) / "verified.parquet"
         gen_s = measure({"kind": "generate", "output": str(verified), "problems": n_problems})["wall_s"]
@@ -192,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         section = render(n_problems, verified.stat().st_size / 2**20, gen_s, rft, cal, tf, sizes["tf"],
                          sizes["rft"])
     print(section)
-    write_text(replace_section(RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "", section), RESULTS)
+    write_section(section, RESULTS)
     return 0
 
 

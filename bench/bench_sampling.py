@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import time
 from pathlib import Path
+
+from results_md import write_section
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Sampling (hf backend, CPU)"
@@ -93,26 +94,13 @@ def render_section(result: dict, args: argparse.Namespace) -> str:
     ])
 
 
-def replace_section(text: str, section: str) -> str:
-    """``text`` with its SECTION (up to the next '## ' heading) replaced by ``section``, or appended."""
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        return pattern.sub(lambda _: section + "\n", text, count=1)
-    base = text.rstrip("\n") + "\n\n" if text.strip() else "# Benchmarks\n\n"
-    return base + section
-
-
 def main(argv: list[str] | None = None) -> int:
-    from trajfusion.io import write_text
-
     args = parse_args(argv)
     section = render_section(run(args, QUICK if args.quick else FULL), args)
     print(section)
     output = args.output or (None if args.quick else REPO / "bench" / "results.md")
     if output is not None:
-        output = Path(output)
-        existing = output.read_text(encoding="utf-8") if output.exists() else ""
-        write_text(replace_section(existing, section), output)
+        output = write_section(section, output)
         print(f"wrote {output}")
     return 0
 

@@ -27,6 +27,8 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+from results_md import write_section
+
 import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
@@ -164,18 +166,6 @@ def run(quick: bool, workers: int, problems: int | None, naive_samples: int | No
         f"{hours_naive:.2f} h.",
         "",
     ])
-
-
-def write_section(section: str, path: Path = RESULTS) -> None:
-    from trajfusion.io import write_text
-
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Verification\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    write_text(text, path)
 
 
 def main(argv: list[str] | None = None) -> int:
