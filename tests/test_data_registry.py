@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.conftest import make_data_dir
+
 from trajfusion.data import BENCHMARKS, SOURCES, load_source, register
 from trajfusion.data.answers import format_number, last_boxed, strip_dollar_wrapper
 from trajfusion.data import synthetic
@@ -60,17 +62,6 @@ SPOT_CHECKS = {
 @pytest.fixture(scope="module")
 def tables() -> dict[str, pd.DataFrame]:
     return {name: load_source(name, DATA_DIR) for name in EXPECTED_COUNTS}
-
-
-def make_data_dir(root: Path, files: dict[str, bytes]) -> Path:
-    """A data directory holding ``files`` and a SHA256SUMS that matches them."""
-    lines = []
-    for relative, content in sorted(files.items()):
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        (root / relative).write_bytes(content)
-        lines.append(f"{hashlib.sha256(content).hexdigest()}  {relative}\n")
-    (root / "SHA256SUMS").write_text("".join(lines))
-    return root
 
 
 def raw_lines(relative: str) -> list[bytes]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from tests.conftest import make_data_dir
 
 from trajfusion.data import build_pool, load_source, register
 from trajfusion.data.table import PROBLEM_COLUMNS
@@ -16,17 +17,6 @@ from trajfusion.io import InputError, read_parquet_metadata
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 NO_DECONTAMINATION: list[str] = []
-
-
-def make_data_dir(root: Path, files: dict[str, bytes]) -> Path:
-    """A data directory holding ``files`` and a SHA256SUMS that matches them."""
-    lines = []
-    for relative, content in sorted(files.items()):
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        (root / relative).write_bytes(content)
-        lines.append(f"{hashlib.sha256(content).hexdigest()}  {relative}\n")
-    (root / "SHA256SUMS").write_text("".join(lines))
-    return root
 
 
 def run_cli(argv: list[str]) -> int:
