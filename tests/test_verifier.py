@@ -1,6 +1,7 @@
 import os
 import signal
 import time
+from fractions import Fraction
 
 import pandas as pd
 import pyarrow as pa
@@ -10,7 +11,8 @@ import pytest
 from trajfusion.cli import main as cli_main
 from trajfusion.io import InputError, read_parquet_metadata
 from trajfusion.verify import verify_frame
-from trajfusion.verify.verifier import ProblemTask, WatchdogPool, exact_rational, math_verify_judge
+from trajfusion.verify.verifier import (ParseCache, ProblemTask, WatchdogPool, _numerically_distinct, cheap_verdict,
+                                       exact_literal, exact_rational, math_verify_judge)
 
 POWER_TOWER = "9^{9^{9^{9^{9^{9^{9}}}}}}"
 
@@ -72,6 +74,15 @@ CASES = [
     ("\\frac{1}{2004!}", "\\frac{1}{2004!}", True, "latex"),
     ("\\frac{1}{2004!}", "\\frac{2005\\cdot 2006}{2006!}", True, "latex"),
     ("2^{100}", "2^{100}+1", False, "latex"),
+    # exact numeric literals (rule 4) and the numeric shortcut for clearly different constants
+    ("\\frac{6}{8}", "3/4", True, "latex"),
+    ("-\\frac{3}{4}", "\\frac{-3}{4}", True, "latex"),
+    ("\\frac{1}{3}", "0.3333333", True, "latex"),
+    ("\\frac{1}{3}", "0.333", False, "latex"),
+    ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt{3}}{2}+1", False, "latex"),
+    ("3+4i", "3-4i", False, "latex"),
+    ("\\pi", "3.1415926", True, "latex"),
+    ("\\pi", "3.14", False, "latex"),
 ]
 
 
@@ -109,6 +120,53 @@ def test_exact_rational_guard_values():
     assert value == pytest.approx(1.75) and value.denominator == 4
     assert exact_rational(parse("\\boxed{\\sqrt{2}}", parsing_timeout=None)[0]) is None
     assert exact_rational(parse("\\boxed{10^{10^{10}}}", parsing_timeout=None)[0]) is None
+
+
+@pytest.mark.parametrize("reference, candidate, verdict", [
+    ("\\frac{1}{2}", "1/2", True),
+    ("\\frac12", "0.5", True),
+    ("-\\frac{2}{4}", "-0.5", True),
+    ("\\frac{1}{3}", "\\frac{2}{5}", False),
+    ("7", "7.", True),
+    ("\\frac{1}{3}", "0.3333333", None),  # a decimal: math-verify's rounding decides
+    ("\\frac{1}{0}", "1", None),
+    ("x=3", "3", None),
+])
+def test_cheap_verdict_on_numeric_literals(reference, candidate, verdict):
+    assert cheap_verdict(reference, candidate, None) is verdict
+
+
+def test_exact_literal_forms():
+    assert exact_literal("-\\frac{3}{4}") == (Fraction(-3, 4), False)
+    assert exact_literal("\\frac{-3}{4}") == (Fraction(-3, 4), False)
+    assert exact_literal("+12/8") == (Fraction(3, 2), False)
+    assert exact_literal(".25") == (Fraction(1, 4), True)
+    for not_literal in ("\\frac{x}{2}", "2^{3}", "1,000", "", "\\frac{1}{2}+1"):
+        assert exact_literal(not_literal) is None, not_literal
+
+
+@pytest.mark.parametrize("reference, candidate, distinct", [
+    ("\\frac{\\sqrt{3}}{2}", "\\frac{\\sqrt{3}}{2}+1", True),
+    ("2\\pi", "\\pi", True),
+    ("2\\sqrt{3}", "\\sqrt{12}", False),      # equal values
+    ("\\pi", "3.1415926", False),              # within rounding: math-verify decides
+    ("50\\%", "0.4", False),                   # percent has its own rules in math-verify
+    ("90^\\circ", "\\frac{\\pi}{2}", False),  # so do degrees
+    ("x+1", "x+2", False),                      # symbols: not constants
+    ("(1,2)", "(1,3)", False),                  # tuples are not numbers
+])
+def test_numeric_shortcut_only_decides_clearly_different_constants(reference, candidate, distinct):
+    cache = ParseCache()
+    assert _numerically_distinct(reference, candidate, cache.parse(reference), cache.parse(candidate)) is distinct
+
+
+def test_parse_cache_is_bounded_and_shared_across_lookups():
+    cache = ParseCache(capacity=2)
+    first = cache.parse("\\frac{1}{2}")
+    assert cache.parse("\\frac{1}{2}") is first
+    cache.parse("3")
+    cache.parse("\\sqrt{2}")  # evicts the least recently used entry
+    assert cache.parse("\\frac{1}{2}") is not first
 
 
 def test_incorrect_answers_merge_into_groups():

@@ -31,7 +31,11 @@ Equivalence (``cheap_verdict`` then the ``judge``, math-verify by default), in o
 2. a reference that is a truth value (true/false/yes/no, any case) matches a candidate
    with the same truth value ("yes" counts as "True");
 3. a reference option ``(a)``..``(e)`` matches ``(a)``, ``a``, ``A`` or ``(A)``;
-4. two plain integers compare as integers (AIME ``025`` equals ``25``);
+4. two plain integers compare as integers (AIME ``025`` equals ``25``); more generally two
+   exact numeric literals (signed integers, ``a/b``, ``\\frac{a}{b}``, ``\\frac12``,
+   decimals) compare as exact rationals: equal values are equal, and different values
+   are different unless a decimal is involved (math-verify rounds decimals, so
+   ``0.3333333`` equals ``1/3``: that case goes on to rule 6);
 5. with ``answer_type == "list"`` and a bracketed reference ``[x, y]`` (TheoremQA), the
    candidate (bracketed by ``[]``, ``()`` or nothing) must match element by element;
 6. otherwise ``math_verify.verify(parse(gold), parse(pred))`` on ``\\boxed{...}``-wrapped
@@ -40,7 +44,13 @@ Equivalence (``cheap_verdict`` then the ``judge``, math-verify by default), in o
    compares numbers after rounding, so ``1/2004!`` "equals" ``1/2006!``. When it says
    equal and both sides are exact rational constants written without decimals or
    percent signs (integers, fractions, powers with integer exponents, factorials, within
-   a size budget), the exact rational values decide.
+   a size budget), the exact rational values decide. Shortcut: when both sides parse
+   to finite constants that differ by more than 1e-4 (relative), they are unequal
+   without asking math-verify (``_numerically_distinct``), as its rounding to 6
+   decimals cannot make them equal; this skips its costly ``simplify`` of the
+   difference, the bulk of the work for wrong answers.
+
+Parses are cached per worker, across problems, since common answers recur.
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ import re
 import signal
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, Iterator, Mapping
@@ -96,21 +106,63 @@ def cheap_verdict(reference: str, candidate: str, hint: str | None) -> bool | No
         return bool(loose) and loose.group(1).lower() == option.group(1).lower()
     if _INT_RE.fullmatch(reference) and _INT_RE.fullmatch(candidate):
         return int(reference) == int(candidate)
+    return _literal_verdict(reference, candidate)
+
+
+_LITERAL_RES = (
+    re.compile(r"(?P<sign>[+-]?)(?P<num>\d{1,100})/(?P<den>\d{1,100})"),
+    re.compile(r"(?P<sign>[+-]?)\\frac\{(?P<num>[+-]?\d{1,100})\}\{(?P<den>\d{1,100})\}"),
+    re.compile(r"(?P<sign>[+-]?)\\frac(?P<num>\d)(?P<den>\d)"),
+    re.compile(r"(?P<sign>[+-]?)(?P<dec>\d{0,100}\.\d{1,100}|\d{1,100}\.?)"),
+)
+
+
+def exact_literal(text: str) -> tuple[Fraction, bool] | None:
+    """``(value, is_decimal)`` of a plain numeric literal (rule 4), else None."""
+    for pattern in _LITERAL_RES:
+        match = pattern.fullmatch(text)
+        if match is None:
+            continue
+        sign = -1 if match["sign"] == "-" else 1
+        if "dec" in pattern.groupindex:
+            return sign * Fraction(match["dec"].rstrip(".") or "0"), "." in match["dec"]
+        if int(match["den"]) == 0:
+            return None
+        return sign * Fraction(int(match["num"]), int(match["den"])), False
     return None
 
 
-class ParseCache:
-    """math-verify parses of ``\\boxed{s}``, each string parsed at most once."""
+def _literal_verdict(reference: str, candidate: str) -> bool | None:
+    left, right = exact_literal(reference), exact_literal(candidate)
+    if left is None or right is None:
+        return None
+    if left[0] == right[0]:
+        return True
+    return None if left[1] or right[1] else False
 
-    def __init__(self) -> None:
-        self._parsed: dict[str, list] = {}
+
+class ParseCache:
+    """math-verify parses of ``\\boxed{s}``, each string parsed at most once while it stays
+    among the ``capacity`` most recently used (answers such as ``2`` or ``\\frac{1}{2}``
+    recur across problems, so one cache serves a worker's whole run). A parse cut short
+    by a deadline raises before anything is stored."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._parsed: OrderedDict[str, list] = OrderedDict()
+        self.capacity = capacity
 
     def parse(self, text: str) -> list:
-        if text not in self._parsed:
+        parsed = self._parsed.get(text)
+        if parsed is None:
             from math_verify import parse
 
-            self._parsed[text] = parse("\\boxed{" + text + "}", parsing_timeout=None)
-        return self._parsed[text]
+            parsed = parse("\\boxed{" + text + "}", parsing_timeout=None)
+            self._parsed[text] = parsed
+            if len(self._parsed) > self.capacity:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(text)
+        return parsed
 
 
 def math_verify_judge(reference: str, candidate: str, hint: str | None, cache: ParseCache) -> bool:
@@ -124,6 +176,8 @@ def _sympy_equal(reference: str, candidate: str, cache: ParseCache) -> bool:
     from math_verify import verify
 
     gold, pred = cache.parse(reference), cache.parse(candidate)
+    if _numerically_distinct(reference, candidate, gold, pred):
+        return False
     if not verify(gold, pred, timeout_seconds=None):
         return False
     return not _exact_values_differ(reference, candidate, gold, pred)
@@ -156,6 +210,44 @@ def split_top_level(text: str) -> list[str]:
             start = pos + 1
     items.append(text[start:].strip())
     return items
+
+
+_DISTINCT_TOLERANCE = 1e-4
+_SPECIAL_UNITS = ("%", "\\circ", "\\text", "\\mathrm", "\\pm", "\\mp")
+
+
+def _numerically_distinct(reference: str, candidate: str, gold: list, pred: list) -> bool:
+    """True when every parse of both sides is a finite number (no symbols) and every pair
+    of values differs by more than 1e-4 (relative, floor 1): math-verify, which compares
+    numbers rounded to 6 decimals, cannot find them equal, and its slow ``simplify`` of
+    the difference is skipped. Percent, degree, text and +- spellings carry their own
+    comparison rules in math-verify, so they always go to math-verify."""
+    if any(unit in text for text in (reference, candidate) for unit in _SPECIAL_UNITS):
+        return False
+    left, right = _numeric_values(gold), _numeric_values(pred)
+    if not left or not right:
+        return False
+    return all(abs(a - b) > _DISTINCT_TOLERANCE * max(1.0, abs(a), abs(b)) for a in left for b in right)
+
+
+def _numeric_values(parsed: list) -> list[complex] | None:
+    """The complex value of every sympy parse, or None if one is not a finite constant."""
+    from sympy import Basic, Expr
+
+    values = []
+    for item in parsed:
+        if not isinstance(item, Basic):
+            continue
+        if not isinstance(item, Expr) or item.free_symbols:
+            return None
+        try:
+            value = complex(item.evalf(30))
+        except (TypeError, ValueError, OverflowError, ArithmeticError):
+            return None
+        if not (math.isfinite(value.real) and math.isfinite(value.imag)):
+            return None
+        values.append(value)
+    return values
 
 
 _EXACT_BITS = 1 << 20
@@ -345,8 +437,7 @@ def _quiet_math_verify() -> None:
     logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 
-def _run_task(task: ProblemTask, settings, judge, timeout, report=None) -> None:
-    cache = ParseCache()
+def _run_task(task: ProblemTask, settings, judge, timeout, cache: ParseCache, report=None) -> None:
     for step in pending_steps(task):
         value = run_with_deadline(lambda: run_step(task, step, settings, judge, cache), timeout)
         record(task, step, value)
@@ -363,6 +454,7 @@ def _worker_main(conn, settings, judge, timeout) -> None:
     import math_verify  # noqa: F401  (import before reporting ready)
 
     conn.send(("ready",))
+    cache = ParseCache()
     while True:
         try:
             chunk = conn.recv()
@@ -371,7 +463,7 @@ def _worker_main(conn, settings, judge, timeout) -> None:
         if chunk is None:
             return
         for task in chunk:
-            _run_task(task, settings, judge, timeout, report=conn.send)
+            _run_task(task, settings, judge, timeout, cache, report=conn.send)
             conn.send(("done", task.tid))
 
 
@@ -545,9 +637,10 @@ def _run_inline(tasks, settings, judge, timeout, on_done) -> None:
     _quiet_math_verify()
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGALRM, _raise_deadline) if in_main else None
+    cache = ParseCache()
     try:
         for task in tasks:
-            _run_task(task, settings, judge, timeout if in_main else None)
+            _run_task(task, settings, judge, timeout if in_main else None, cache)
             on_done(task)
     finally:
         if in_main:
