@@ -1,11 +1,19 @@
-"""bench/results.md: each benchmark owns one `## ` section and replaces only that section."""
+"""bench/results.md: each benchmark owns one `## ` section and replaces only that section.
+
+Each benchmark also records its headline figure (measured, baseline, ratio, target) in
+bench/metrics.json; `bench/run_all.py` turns those into the summary at the top of
+results.md.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results.md"
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results.md"
+METRICS = BENCH / "metrics.json"
 
 
 def replace_section(text: str, section: str) -> str:
@@ -26,3 +34,14 @@ def write_section(section: str, path: str | Path = RESULTS) -> Path:
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     write_text(replace_section(text, section), path)
     return path
+
+
+def record_headline(name: str, *, measured: str, baseline: str, ratio: str, target: str, met: bool,
+                    path: str | Path = METRICS) -> None:
+    """Store benchmark ``name``'s headline figure for the summary table."""
+    from trajfusion.io import write_json
+
+    path = Path(path)
+    metrics = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    metrics[name] = {"measured": measured, "baseline": baseline, "ratio": ratio, "target": target, "met": met}
+    write_json(metrics, path)

@@ -29,7 +29,7 @@ rule evaluate:
         flags=lambda w: eval_flags(w.bench, w.profile),
         template=lambda w: config["backbones"][w.backbone]["template"],
         seed=config["seed"],
-    threads: 2
+    threads: config["evaluation"].get("threads", 2)
     resources:
         gpu=lambda w: config["evaluation"].get("tensor_parallel_size", 1)
         if config["evaluation"]["backend"] == "vllm" else 0,
