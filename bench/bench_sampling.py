@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if output is not None:
         output = write_section(section, output)
         print(f"wrote {output}")
+    if output is not None and not args.quick:  # a --quick smoke run is no headline figure
         (_, _, batched), (_, _, looped) = result["batched"], result["looped"]
         record_headline("Sampling on CPU (`hf`, SmolLM2-135M)", measured=f"batched {batched:.1f} tok/s",
                         baseline=f"one prompt at a time {looped:.1f} tok/s", ratio=f"{batched / looped:.2f}x",

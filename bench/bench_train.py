@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if output is not None:
         output = write_section(section, output)
         print(f"wrote {output}")
+    if output is not None and not args.quick:  # a --quick smoke run is no headline figure
         packing, padding = result["modes"]["packing"], result["modes"]["padding"]
         record_headline("Training (SmolLM2-135M, packing)",
                         measured=f"packing efficiency {packing['efficiency']:.3f}, "
