@@ -9,9 +9,11 @@ that importing this package stays cheap.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib
 import inspect
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +84,48 @@ def batches(items: list, size: int | None):
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+class BatchedBackend:
+    """What both backends share: argument checks, prompt encoding, batching, one seed per
+    batch derived from (seed, batch index), and the progress bar. A backend sets
+    ``tokenizer``, ``batch_size`` and ``progress`` and implements ``_generate_batch``."""
+
+    tokenizer = None
+    batch_size: int | None = None
+    progress: bool = True
+
+    def generate(self, prompts: list[str], n: int, temperature: float, top_p: float,
+                 max_new_tokens: int, seed: int) -> list[list[Completion]]:
+        from tqdm.auto import tqdm
+
+        check_sampling_args(prompts, n, temperature, top_p, max_new_tokens)
+        results: list[list[Completion]] = []
+        generated_tokens = 0
+        started = time.perf_counter()
+        with tqdm(total=len(prompts), unit="problem", desc="sampling", disable=not self.progress) as bar:
+            for index, batch in enumerate(batches(encode_prompts(self.tokenizer, prompts), self.batch_size)):
+                groups = self._generate_batch(batch, n, temperature, top_p, max_new_tokens,
+                                              derive_seed(seed, index))
+                results.extend(groups)
+                generated_tokens += sum(c.n_tokens for group in groups for c in group)
+                bar.update(len(batch))
+                bar.set_postfix(tok_s=f"{generated_tokens / (time.perf_counter() - started):.1f}")
+        return results
+
+    def _generate_batch(self, batch: list[list[int]], n: int, temperature: float, top_p: float,
+                        max_new_tokens: int, seed: int) -> list[list[Completion]]:
+        """The n completions of each prompt of ``batch`` (token ids), sampled with ``seed``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        gc.collect()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def load_backend(name: str, model_dir: str | Path, **options):
     """Construct backend ``name`` ("hf" or "vllm") for the model in ``model_dir``."""
     if name not in _BACKENDS:
@@ -97,5 +141,5 @@ def load_backend(name: str, model_dir: str | Path, **options):
     return backend_class(str(model_dir), **options)
 
 
-__all__ = ["BACKEND_NAMES", "Completion", "FINISH_REASONS", "batches", "check_sampling_args",
+__all__ = ["BACKEND_NAMES", "BatchedBackend", "Completion", "FINISH_REASONS", "batches", "check_sampling_args",
            "derive_seed", "encode_prompts", "load_backend"]

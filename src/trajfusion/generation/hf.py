@@ -7,13 +7,10 @@ given batch size.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 
-from tqdm.auto import tqdm
-
-from trajfusion.generation import Completion, batches, check_sampling_args, derive_seed, encode_prompts
+from trajfusion.generation import BatchedBackend, Completion
 from trajfusion.io import InputError
 
 log = logging.getLogger(__name__)
@@ -21,7 +18,7 @@ log = logging.getLogger(__name__)
 _DTYPES = ("float32", "bfloat16", "float16", "auto")
 
 
-class HFBackend:
+class HFBackend(BatchedBackend):
     def __init__(self, model_dir: str, batch_size: int = 8, dtype: str | None = None,
                  device: str | None = None, threads: int | None = None, trust_remote_code: bool = False,
                  progress: bool = True):
@@ -51,28 +48,11 @@ class HFBackend:
                  time.perf_counter() - started)
         self.stop_token_ids = _stop_token_ids(self.model, self.tokenizer, model_dir)
 
-    def generate(self, prompts: list[str], n: int, temperature: float, top_p: float,
-                 max_new_tokens: int, seed: int) -> list[list[Completion]]:
-        import torch
-
-        check_sampling_args(prompts, n, temperature, top_p, max_new_tokens)
-        results: list[list[Completion]] = []
-        generated_tokens = 0
-        started = time.perf_counter()
-        with tqdm(total=len(prompts), unit="problem", desc="sampling", disable=not self.progress) as bar:
-            for index, batch in enumerate(batches(encode_prompts(self.tokenizer, prompts), self.batch_size)):
-                torch.manual_seed(derive_seed(seed, index))
-                groups = self._generate_batch(batch, n, temperature, top_p, max_new_tokens)
-                results.extend(groups)
-                generated_tokens += sum(c.n_tokens for group in groups for c in group)
-                bar.update(len(batch))
-                bar.set_postfix(tok_s=f"{generated_tokens / (time.perf_counter() - started):.1f}")
-        return results
-
     def _generate_batch(self, batch: list[list[int]], n: int, temperature: float, top_p: float,
-                        max_new_tokens: int) -> list[list[Completion]]:
+                        max_new_tokens: int, seed: int) -> list[list[Completion]]:
         import torch
 
+        torch.manual_seed(seed)
         inputs = self.tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt").to(self.device)
         options = _decoding_options(temperature, top_p)
         # Greedy decoding gives n identical sequences, and transformers refuses
@@ -98,15 +78,9 @@ class HFBackend:
         import torch
 
         self.model = None
-        gc.collect()
+        super().close()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _decoding_options(temperature: float, top_p: float) -> dict:

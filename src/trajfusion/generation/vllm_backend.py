@@ -8,20 +8,16 @@ vLLM is imported only when this backend is constructed.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 
-from tqdm.auto import tqdm
-
-from trajfusion.generation import (FINISH_REASONS, Completion, batches, check_sampling_args, derive_seed,
-                                   encode_prompts)
+from trajfusion.generation import FINISH_REASONS, BatchedBackend, Completion
 from trajfusion.io import InputError
 
 log = logging.getLogger(__name__)
 
 
-class VLLMBackend:
+class VLLMBackend(BatchedBackend):
     def __init__(self, model_dir: str, batch_size: int | None = None, dtype: str | None = None,
                  tensor_parallel_size: int = 1, max_model_len: int | None = None,
                  gpu_memory_utilization: float = 0.9, seed: int = 0, trust_remote_code: bool = False,
@@ -47,34 +43,16 @@ class VLLMBackend:
         log.info("vLLM engine for %s ready in %.1f s (tensor parallel %d)", model_dir,
                  time.perf_counter() - started, tensor_parallel_size)
 
-    def generate(self, prompts: list[str], n: int, temperature: float, top_p: float,
-                 max_new_tokens: int, seed: int) -> list[list[Completion]]:
-        check_sampling_args(prompts, n, temperature, top_p, max_new_tokens)
-        results: list[list[Completion]] = []
-        generated_tokens = 0
-        started = time.perf_counter()
-        with tqdm(total=len(prompts), unit="problem", desc="sampling", disable=not self.progress) as bar:
-            for index, batch in enumerate(batches(encode_prompts(self.tokenizer, prompts), self.batch_size)):
-                params = self._vllm.SamplingParams(n=n, temperature=temperature, top_p=top_p,
-                                                   max_tokens=max_new_tokens, seed=derive_seed(seed, index))
-                outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in batch], params,
-                                            use_tqdm=self.progress)
-                groups = _to_completions(outputs, len(batch), n)
-                results.extend(groups)
-                generated_tokens += sum(c.n_tokens for group in groups for c in group)
-                bar.update(len(batch))
-                bar.set_postfix(tok_s=f"{generated_tokens / (time.perf_counter() - started):.1f}")
-        return results
+    def _generate_batch(self, batch: list[list[int]], n: int, temperature: float, top_p: float,
+                        max_new_tokens: int, seed: int) -> list[list[Completion]]:
+        params = self._vllm.SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
+                                           seed=seed)
+        outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in batch], params, use_tqdm=self.progress)
+        return _to_completions(outputs, len(batch), n)
 
     def close(self) -> None:
         self.llm = None
-        gc.collect()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().close()
 
 
 def _to_completions(outputs, n_prompts: int, n: int) -> list[list[Completion]]:
