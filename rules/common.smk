@@ -1,6 +1,7 @@
 # Shared helpers: config validation, derived job lists and artifact paths.
 import json
 import os
+import shlex
 import sys
 
 from snakemake.utils import validate

@@ -10,7 +10,7 @@ rule build_pool:
     params:
         spec=lambda w: as_json(config["pools"][w.pool]),
         seed=config["seed"],
-        data_dir=DATA_DIR,
+        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake would read braces in a string as wildcards
     log:
         f"{LOGS}/build_pool/{{pool}}.log",
     benchmark:
@@ -32,7 +32,7 @@ rule prepare_benchmark:
         select=lambda w: f"--select {config['benchmarks'][w.bench]['select']}" if "select" in config["benchmarks"][w.bench] else "",
         pictures=lambda w: "--keep-pictures" if config["benchmarks"][w.bench].get("keep_pictures") else "",
         seed=config["seed"],
-        data_dir=DATA_DIR,
+        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake would read braces in a string as wildcards
     log:
         f"{LOGS}/prepare_benchmark/{{bench}}.log",
     benchmark:

@@ -39,7 +39,7 @@ def fusion_flags(variant):
              f" --seed {config['fusion'].get('seed', config['seed'])}"
              f" --certainty-prob {config['fusion'].get('certainty_prob', 0.0)}")
     if config["fusion"].get("phrases"):
-        flags += f" --phrases {config['fusion']['phrases']}"
+        flags += f" --phrases {shlex.quote(config['fusion']['phrases'])}"
     return flags
 
 

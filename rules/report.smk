@@ -125,7 +125,7 @@ rule report:
         "../envs/core.yaml"
     params:
         seed=config["seed"],
-        gpus=as_json(gpus_per_job()),
+        gpus=lambda w: as_json(gpus_per_job()),
     shell:
         "trajfusion report --manifest {input.manifest} --out-dir {REPORT_DIR} --seed {params.seed}"
         " --cost-dir {BENCH} --gpus-per-job {params.gpus:q} > {log} 2>&1"

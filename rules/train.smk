@@ -19,9 +19,9 @@ def training_flags(profile):
     if s.get("checkpoints"):
         flags += " --checkpoints " + ",".join(str(n) for n in s["checkpoints"])
     if s.get("deepspeed"):
-        flags += f" --deepspeed {workflow.basedir}/{s['deepspeed']}"
+        flags += f" --deepspeed {shlex.quote(os.path.join(workflow.basedir, s['deepspeed']))}"
     if s.get("rope_scaling"):
-        flags += " --rope-scaling '" + json.dumps(s["rope_scaling"], sort_keys=True) + "'"
+        flags += " --rope-scaling " + shlex.quote(json.dumps(s["rope_scaling"], sort_keys=True))
     return flags
 
 

@@ -9,7 +9,7 @@ rule verify:
         f"{RESULTS}/verified/{{teacher}}/{{pool}}.parquet",
     params:
         timeout=config["verify"].get("timeout", 5),
-        filters=as_json(config["verify"].get("filters", {})),
+        filters=lambda w: as_json(config["verify"].get("filters", {})),
     # The worker pool follows the job's CPUs (threads locally, cpus_per_task on SLURM).
     threads: max(1, config["verify"].get("workers", 2))
     log:
