@@ -388,3 +388,26 @@ def test_cost_table_sums_stages_and_gpu_hours(tmp_path):
     (tmp_path / "broken" / "x.tsv").write_text("not\ta\nbenchmark\n")
     with pytest.raises(InputError, match="x.tsv"):
         read_cost_files(tmp_path, [])
+
+
+def test_exact_spearman_p_value_at_eight_points_matches_enumeration():
+    """All 8! pairings enumerated by hand, with ties, against the exact p-value (which once
+    permuted both samples: (8!)^2 statistic evaluations, hours and gigabytes)."""
+    import itertools
+
+    from scipy import stats
+
+    from trajfusion.report.figures import spearman
+
+    x = [0.1, 0.3, 0.3, 0.5, 0.6, 0.8, 0.9, 1.0]
+    y = [1, 2, 2, 5, 3, 6, 8, 7]
+    rho, p = spearman(x, y)
+    observed = stats.spearmanr(x, y).statistic
+    x_centred = stats.rankdata(x) - stats.rankdata(x).mean()
+    perms = np.array(list(itertools.permutations(stats.rankdata(y))))
+    perms_centred = perms - perms.mean(axis=1, keepdims=True)
+    null = perms_centred @ x_centred / np.sqrt((perms_centred ** 2).sum(axis=1) * (x_centred ** 2).sum())
+    tolerance = 1e-12
+    expected = min(1.0, 2 * min((null <= observed + tolerance).mean(), (null >= observed - tolerance).mean()))
+    assert rho == pytest.approx(observed)
+    assert p == pytest.approx(expected)
