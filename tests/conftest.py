@@ -102,3 +102,64 @@ def e2e_local_run(warmed_model, tmp_path_factory):
     return workdir, configfile, config
 
 
+
+
+# ---- the reduced DAG of the reliability tests (tests/reliability/config.yaml) ----------
+
+RELIABILITY_CONFIG = REPO / "tests" / "reliability" / "config.yaml"
+
+
+def reliability_config(model_dir: Path, workdir: Path, changes: dict | None = None) -> Path:
+    """tests/reliability/config.yaml for ``model_dir``, with ``changes`` ({"fusion.seed": 1}), in ``workdir``."""
+    config = yaml.safe_load(RELIABILITY_CONFIG.read_text())
+    config["models"]["tiny"]["path"] = str(model_dir)
+    config["data_dir"] = str(REPO / "data")
+    for dotted, value in (changes or {}).items():
+        *parents, key = dotted.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[key] = value
+    workdir.mkdir(parents=True, exist_ok=True)
+    configfile = workdir / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    return configfile
+
+
+def reliability_snakemake_argv(workdir: Path, configfile: Path, *extra: str) -> list[str]:
+    # Jobs declare 2 threads; 4 cores let two of them run at once (most of their time is
+    # start-up) while each keeps the thread count, hence the numerics, of a default run.
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--configfile", str(configfile), "--cores", "4", *extra]
+
+
+@pytest.fixture(scope="session")
+def snakemake_env(tmp_path_factory) -> dict:
+    """Environment for Snakemake subprocesses with a failing stub ``scontrol`` first on PATH.
+
+    When Snakemake starts, the SLURM executor plugin runs ``scontrol show config`` for its
+    help texts; with SLURM installed but no controller running (this machine, outside the
+    slurm tests), that call retries for about 9 s. The stub fails at once, as on a machine
+    without SLURM; the local executor never calls it otherwise."""
+    stub_dir = tmp_path_factory.mktemp("no-slurm")
+    stub = stub_dir / "scontrol"
+    stub.write_text("#!/bin/sh\nexit 1\n")
+    stub.chmod(0o755)
+    return {**os.environ, "PATH": f"{stub_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def run_reliability_dag(workdir: Path, configfile: Path, env: dict, *extra: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(reliability_snakemake_argv(workdir, configfile, *extra), env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    return result
+
+
+@pytest.fixture(scope="session")
+def reliability_run(warmed_model, snakemake_env, tmp_path_factory) -> tuple[Path, Path]:
+    """(workdir, configfile) of one uninterrupted run of the reduced DAG: the reference that
+    tests/reliability compares reruns, killed runs and other seeds with."""
+    workdir = tmp_path_factory.mktemp("reliability-reference")
+    configfile = reliability_config(warmed_model, workdir)
+    run_reliability_dag(workdir, configfile, snakemake_env)
+    return workdir, configfile

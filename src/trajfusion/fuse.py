@@ -539,11 +539,18 @@ def fuse_frame(df: pd.DataFrame, settings: FuseSettings, phrases: Phrases | None
 def read_verified(path: str | Path) -> tuple[pd.DataFrame, object]:
     """Validated metadata of a verified table plus a text source for its long columns.
     Parquet is read without the problem/response columns, which are fetched on demand."""
-    import pyarrow.parquet as pq
-
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file does not exist")
+    meta, texts = _read_verified(path)
+    if meta.empty:
+        raise InputError(f"{path}: no trajectories (the table has no rows)")
+    return meta, texts
+
+
+def _read_verified(path: Path) -> tuple[pd.DataFrame, object]:
+    import pyarrow.parquet as pq
+
     if path.suffix == ".parquet":
         names = pq.read_schema(path).names
         missing = [c for c in (*META_COLUMNS, *TEXT_COLUMNS) if c not in names]

@@ -1,12 +1,16 @@
 """Atomic, deterministic reading and writing of pipeline artifacts.
 
 Every artifact is written to a temporary file beside its destination and renamed into
-place, so a killed job never leaves a half-written file that looks like output.
+place, so a killed job never leaves a half-written file that looks like output. A write
+that fails (disk full, read-only file system, file size limit) removes its temporary file,
+leaves any earlier file at the destination as it was, and raises ``OutputError`` naming
+the destination and the reason.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -23,6 +27,22 @@ class InputError(ValueError):
     """Bad input: the message names the file, line/record and field."""
 
 
+class OutputError(OSError):
+    """An output could not be written; the message names the output and the reason."""
+
+    def __init__(self, path: str | os.PathLike, cause: BaseException):
+        code = getattr(cause, "errno", None)  # any library's error may be the cause (e.g. safetensors')
+        super().__init__(code, os.strerror(code) if code else str(cause), str(path))
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
+
+
+# Failures only a write can cause, whatever the library reports as the file name (pyarrow
+# reports none); any other OSError inside a writer (e.g. reading an input lazily) is passed on.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -33,16 +53,23 @@ def _umask() -> int:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; artifacts follow the umask
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(path, exc) from exc
+    tmp_path = Path(tmp)
+    try:
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; artifacts follow the umask
         yield tmp_path
         os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputError) and (
+                exc.errno in _WRITE_ERRNOS or exc.filename in (str(tmp_path), str(path))):
+            raise OutputError(path, exc) from exc
         raise
 
 

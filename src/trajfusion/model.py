@@ -135,9 +135,30 @@ def prepare_model(spec: dict, output_dir: str | Path, seed: int = 0) -> Path:
     return output_dir
 
 
+# Fields each model source needs (config/schema.yaml checks the same for configs).
+_REQUIRED_FIELDS = {"gguf_package": ("package", "gguf_file"), "tiny": ("package", "gguf_file"),
+                    "hub": ("hub_id",), "local": ("path",)}
+
+
+def parse_spec(text: str) -> dict:
+    """The ``--spec`` JSON of a model source, with its source and required fields checked."""
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--spec: malformed JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(spec, dict):
+        raise InputError(f"--spec: expected a JSON object, got {text!r}")
+    source = spec.get("source")
+    if source not in _REQUIRED_FIELDS:
+        raise InputError(f"--spec: field 'source' must be one of {list(_REQUIRED_FIELDS)}, got {source!r}")
+    for field in _REQUIRED_FIELDS[source]:
+        if not isinstance(spec.get(field), str) or not spec[field].strip():
+            raise InputError(f"--spec: field {field!r} (a non-empty string) is required for source {source!r}")
+    return spec
+
+
 def _cmd_prepare(args) -> int:
-    spec = json.loads(args.spec)
-    prepare_model(spec, args.output, seed=args.seed)
+    prepare_model(parse_spec(args.spec), args.output, seed=args.seed)
     return 0
 
 

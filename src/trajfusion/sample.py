@@ -129,6 +129,8 @@ def sample_settings(args: argparse.Namespace) -> dict:
 def read_pool(path: str, required: list[str]) -> pd.DataFrame:
     """The pool sorted by problem_id, with ids and ``required`` text fields checked."""
     pool = read_table(path, required=required)
+    if pool.empty:
+        raise InputError(f"{path}: the pool has no problems")
     for column in required:
         _check_text_column(pool, path, column)
     duplicated = pool["problem_id"].duplicated()

@@ -242,7 +242,10 @@ def load_model(model_name: str, rope_scaling: dict | None, max_length: int, attn
 def load_tokenizer(model_name: str):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(model_name)
+    try:
+        return AutoTokenizer.from_pretrained(model_name)
+    except (OSError, ValueError) as exc:  # no such directory / Hub id, or no tokenizer files in it
+        raise InputError(f"--model: cannot load a tokenizer from {model_name!r} ({type(exc).__name__}: {exc})") from None
 
 
 # -- resume --------------------------------------------------------------------------

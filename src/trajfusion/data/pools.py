@@ -40,6 +40,10 @@ def build_pool(spec: dict, data_dir: str | os.PathLike, seed: int) -> tuple[pd.D
         per_source[entry["name"]] = counts
     pool = pd.concat(parts, ignore_index=True)
     union_size = len(pool)
+    if union_size == 0:
+        counts = ", ".join(f"{name}: {c['loaded']} loaded, {c['removed_contaminated']} removed as benchmark "
+                           f"duplicates" for name, c in per_source.items())
+        raise InputError(f"pool spec: the pool is empty, no source provides a problem ({counts})")
     if size is not None:
         if size > union_size:
             raise InputError(f"pool spec: size={size} exceeds the {union_size} problems the sources provide")

@@ -8,10 +8,13 @@ each source is documented in data/README.md.
 from __future__ import annotations
 
 import inspect
+import io
 import json
 import logging
 import math
+import numbers
 import os
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -48,11 +51,84 @@ class _Records:
             raise InputError(f"{self.path}: record {recno}: empty field {name!r}")
         return value
 
+    def text(self, recno: int, record: dict, name: str) -> str:
+        """A required, non-empty string field."""
+        value = self.field(recno, record, name)
+        if not isinstance(value, str):
+            raise self.wrong_type(recno, name, "a string", value)
+        return value
+
+    def optional_text(self, recno: int, record: dict, name: str) -> str | None:
+        """A metadata string field that may be absent or null."""
+        value = record.get(name)
+        if _is_empty(value):
+            return None
+        if not isinstance(value, str):
+            raise self.wrong_type(recno, name, "a string or null", value)
+        return value
+
+    def integer(self, recno: int, record: dict, name: str) -> int:
+        """A required integer field (a JSON integer or a string of digits)."""
+        value = self.field(recno, record, name)
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+        if not _is_integer(value):
+            raise self.wrong_type(recno, name, "an integer", value)
+        return int(value)
+
+    def number(self, recno: int, record: dict, name: str) -> float | None:
+        """An optional numeric field (a JSON number or numeric string), else None."""
+        value = record.get(name)
+        if _is_empty(value):
+            return None
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value)
+        except (TypeError, ValueError):
+            raise self.wrong_type(recno, name, "a number or null", value) from None
+        if not math.isfinite(number):
+            raise self.wrong_type(recno, name, "a finite number", value)
+        return number
+
     def gold(self, recno: int, field: str, value) -> str:
+        if not (value is None or isinstance(value, str) or _is_number(value)):
+            raise self.wrong_type(recno, field, "a string or a number (the gold answer)", value)
         value = _as_text(value)
         if value is None or not value.strip():
             raise InputError(f"{self.path}: record {recno}: no gold answer in field {field!r}")
         return value.strip()
+
+    def wrong_type(self, recno: int, name: str, expected: str, value) -> InputError:
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        return InputError(f"{self.path}: record {recno}: field {name!r} must be {expected}, "
+                          f"got {_json_type(value)} {shown}")
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _json_type(value) -> str:
+    """The JSON name of a value's type, as a data file author would say it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, numbers.Real):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
 
 
 def _is_empty(value) -> bool:
@@ -65,20 +141,39 @@ def _is_empty(value) -> bool:
     return False
 
 
+def _non_empty(path: Path, records: list) -> list:
+    if not records:
+        raise InputError(f"{path}: no records (the file is empty)")
+    return records
+
+
 def _jsonl(data_dir, relative: str) -> _Records:
     path = verified_path(data_dir, relative)
-    return _Records(path, read_jsonl(path))
+    return _Records(path, _non_empty(path, read_jsonl(path)))
+
+
+def _utf8_text(path: Path) -> str:
+    """The file's text; bytes that are not UTF-8 raise InputError naming the line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{path}:{line}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
 
 
 def _json_array(data_dir, relative: str) -> _Records:
     path = verified_path(data_dir, relative)
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: malformed JSON ({exc})") from None
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise InputError(f"{path}: expected a JSON array of objects")
-    return _Records(path, records)
+        records = json.loads(_utf8_text(path))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(records, list):
+        raise InputError(f"{path}: expected a JSON array of objects, got {_json_type(records)}")
+    for recno, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise InputError(f"{path}: record {recno}: expected a JSON object, got {_json_type(record)}")
+    return _Records(path, _non_empty(path, records))
 
 
 # --- training sources -------------------------------------------------------------------
@@ -87,11 +182,11 @@ def _gsm8k(data_dir, relative: str, source: str, width: int) -> pd.DataFrame:
     records = _jsonl(data_dir, relative)
     rows = []
     for recno, rec in records:
-        problem = records.field(recno, rec, "question")
-        rationale = records.field(recno, rec, "answer")
+        problem = records.text(recno, rec, "question")
+        rationale = records.text(recno, rec, "answer")
         gold = records.gold(recno, "answer", answers.gsm8k_final_answer(rationale))
         rows.append(problem_row(f"{source}/{recno - 1:0{width}d}", problem, gold, source,
-                                answer_type=answers.infer_answer_type(gold)))
+                                answer_type=answers.infer_answer_type(gold), record=recno))
     return problem_frame(rows, str(records.path))
 
 
@@ -111,16 +206,17 @@ def load_math_train(data_dir) -> pd.DataFrame:
     records = _jsonl(data_dir, "train/math_train.jsonl")
     rows = []
     for recno, rec in records:
-        unique_id = records.field(recno, rec, "unique_id")
-        boxed = answers.last_boxed(records.field(recno, rec, "solution"))
+        unique_id = records.text(recno, rec, "unique_id")
+        boxed = answers.last_boxed(records.text(recno, rec, "solution"))
         if boxed is not None and not boxed.strip():
             log.info("math_train: dropping %s (record %d): its solution ends in an empty box", unique_id, recno)
             continue
         gold = records.gold(recno, "solution", boxed)
         rows.append(problem_row(f"math_train/{unique_id.removeprefix('train/')}",
-                                records.field(recno, rec, "problem"), gold, "math_train",
-                                level=_math_level(rec.get("level")), subject=rec.get("type"),
-                                answer_type="latex"))
+                                records.text(recno, rec, "problem"), gold, "math_train",
+                                level=_math_level(rec.get("level")),
+                                subject=records.optional_text(recno, rec, "type"),
+                                answer_type="latex", record=recno))
     return problem_frame(rows, str(records.path))
 
 
@@ -131,11 +227,12 @@ def load_aime_1983_2023(data_dir, *, max_year: int = 2023, ambiguous: str = "fir
     if ambiguous not in ("first", "drop"):
         raise InputError(f"aime_1983_2023: option ambiguous must be 'first' or 'drop', got {ambiguous!r}")
     path = verified_path(data_dir, "train/aime_1983_2024.csv")
+    text = _utf8_text(path)
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        table = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise InputError(f"{path}: malformed CSV ({exc})") from None
-    records = _Records(path, table.to_dict("records"))
+    records = _Records(path, _non_empty(path, table.to_dict("records")))
     rows = []
     for recno, rec in records:
         row = _aime_row(records, recno, rec, max_year, ambiguous)
@@ -165,7 +262,7 @@ def _aime_row(records: _Records, recno: int, rec: dict, max_year: int, ambiguous
         gold, flags = accepted[0], "alternate_answer:" + ",".join(accepted[1:])
     return problem_row(f"aime_1983_2023/{problem_key}", records.field(recno, rec, "Question"), gold,
                        "aime_1983_2023", year=int(year_text), subject="AIME",
-                       answer_type="integer", flags=flags)
+                       answer_type="integer", flags=flags, record=recno)
 
 
 def load_deepmath_103k(data_dir=None, *, location: str = DEEPMATH_HUB_ID) -> pd.DataFrame:
@@ -176,17 +273,18 @@ def load_deepmath_103k(data_dir=None, *, location: str = DEEPMATH_HUB_ID) -> pd.
     """
     path = Path(location)
     if path.suffix in (".jsonl", ".parquet") or path.exists():
-        records = _Records(path, _read_local_table(path))
+        records = _Records(path, _non_empty(path, _read_local_table(path)))
     else:
-        records = _Records(Path(location), _load_from_hub(location))
+        records = _Records(Path(location), _non_empty(Path(location), _load_from_hub(location)))
     rows = []
     for recno, rec in records:
         gold = records.gold(recno, "final_answer", records.field(recno, rec, "final_answer", allow_empty=True))
-        difficulty = rec.get("difficulty")
-        rows.append(problem_row(f"deepmath_103k/{recno - 1:06d}", records.field(recno, rec, "question"),
+        difficulty = records.number(recno, rec, "difficulty")
+        rows.append(problem_row(f"deepmath_103k/{recno - 1:06d}", records.text(recno, rec, "question"),
                                 gold, "deepmath_103k",
-                                level=None if difficulty is None else answers.format_number(float(difficulty)),
-                                subject=rec.get("topic"), answer_type=answers.infer_answer_type(gold)))
+                                level=None if difficulty is None else answers.format_number(difficulty),
+                                subject=records.optional_text(recno, rec, "topic"),
+                                answer_type=answers.infer_answer_type(gold), record=recno))
     return problem_frame(rows, str(records.path))
 
 
@@ -236,11 +334,12 @@ def load_math(data_dir) -> pd.DataFrame:
     records = _jsonl(data_dir, "eval/math_test.jsonl")
     rows = []
     for recno, rec in records:
-        gold = records.gold(recno, "solution", answers.last_boxed(records.field(recno, rec, "solution")))
-        idx = records.field(recno, rec, "idx")
-        rows.append(problem_row(f"math/{int(idx):04d}", records.field(recno, rec, "problem"), gold, "math",
-                                level=_math_level(rec.get("level")), subject=rec.get("type"),
-                                answer_type="latex"))
+        gold = records.gold(recno, "solution", answers.last_boxed(records.text(recno, rec, "solution")))
+        idx = records.integer(recno, rec, "idx")
+        rows.append(problem_row(f"math/{idx:04d}", records.text(recno, rec, "problem"), gold, "math",
+                                level=_math_level(rec.get("level")),
+                                subject=records.optional_text(recno, rec, "type"),
+                                answer_type="latex", record=recno))
     return problem_frame(rows, str(records.path))
 
 
@@ -249,11 +348,12 @@ def load_math500(data_dir) -> pd.DataFrame:
     rows = []
     for recno, rec in records:
         gold = records.gold(recno, "answer", records.field(recno, rec, "answer", allow_empty=True))
-        unique_id = records.field(recno, rec, "unique_id")
+        unique_id = records.text(recno, rec, "unique_id")
         rows.append(problem_row(f"math500/{unique_id.removeprefix('test/')}",
-                                records.field(recno, rec, "problem"), gold, "math500",
-                                level=_math_level(rec.get("level")), subject=rec.get("subject"),
-                                answer_type="latex"))
+                                records.text(recno, rec, "problem"), gold, "math500",
+                                level=_math_level(rec.get("level")),
+                                subject=records.optional_text(recno, rec, "subject"),
+                                answer_type="latex", record=recno))
     return problem_frame(rows, str(records.path))
 
 
@@ -268,11 +368,12 @@ def load_college_math(data_dir) -> pd.DataFrame:
         else:
             inferred = answers.infer_answer_type(gold)
             answer_type = inferred if inferred != "latex" else "text"
-        topic = rec.get("data_topic")
-        rows.append(problem_row(f"college_math/{recno - 1:04d}", records.field(recno, rec, "question"),
+        topic = records.optional_text(recno, rec, "data_topic")
+        rows.append(problem_row(f"college_math/{recno - 1:04d}", records.text(recno, rec, "question"),
                                 gold, "college_math",
                                 subject=topic.removeprefix("college_math.") if topic else None,
-                                answer_type=answer_type, license=rec.get("license")))
+                                answer_type=answer_type, license=records.optional_text(recno, rec, "license"),
+                                record=recno))
     return problem_frame(rows, str(records.path))
 
 
@@ -284,8 +385,8 @@ def load_deepmind_math(data_dir) -> pd.DataFrame:
     for recno, rec in records:
         raw = records.gold(recno, "answer", records.field(recno, rec, "answer", allow_empty=True))
         gold, answer_type = _deepmind_answer(raw)
-        rows.append(problem_row(f"deepmind_math/{recno - 1:04d}", records.field(recno, rec, "question"),
-                                gold, "deepmind_math", answer_type=answer_type))
+        rows.append(problem_row(f"deepmind_math/{recno - 1:04d}", records.text(recno, rec, "question"),
+                                gold, "deepmind_math", answer_type=answer_type, record=recno))
     return problem_frame(rows, str(records.path))
 
 
@@ -311,15 +412,15 @@ def load_olympiadbench(data_dir) -> pd.DataFrame:
         multiple = bool(rec.get("is_multiple_answer"))
         parts = [answers.join_math_segments(f) for f in (finals if multiple else finals[:1])]
         gold = records.gold(recno, "final_answer", ", ".join(p for p in parts if p))
-        question = records.field(recno, rec, "question")
-        if rec.get("context"):
-            question = f"{rec['context']}\n\n{question}"
-        tolerance = rec.get("error")
-        rows.append(problem_row(f"olympiadbench/{int(records.field(recno, rec, 'id')):04d}", question, gold,
-                                "olympiadbench", subject=rec.get("subfield"),
+        question = records.text(recno, rec, "question")
+        context = records.optional_text(recno, rec, "context")
+        if context:
+            question = f"{context}\n\n{question}"
+        rows.append(problem_row(f"olympiadbench/{records.integer(recno, rec, 'id'):04d}", question, gold,
+                                "olympiadbench", subject=records.optional_text(recno, rec, "subfield"),
                                 answer_type="list" if multiple else answers.infer_answer_type(gold),
-                                unit=rec.get("unit"),
-                                tolerance=None if tolerance in (None, "") else float(tolerance)))
+                                unit=records.optional_text(recno, rec, "unit"),
+                                tolerance=records.number(recno, rec, "error"), record=recno))
     return problem_frame(rows, str(records.path))
 
 
@@ -333,33 +434,48 @@ def load_theoremqa(data_dir, *, keep_pictures: bool = False) -> pd.DataFrame:
     records = _json_array(data_dir, "eval/theoremqa_test.json")
     rows = []
     for recno, rec in records:
-        answer_type = records.field(recno, rec, "Answer_type")
+        answer_type = records.text(recno, rec, "Answer_type")
         if answer_type not in _THEOREMQA_TYPES:
             raise InputError(f"{records.path}: record {recno}: unknown Answer_type {answer_type!r}")
         value = records.field(recno, rec, "Answer", allow_empty=True)
-        gold = records.gold(recno, "Answer", _theoremqa_answer(records, recno, value))
+        gold = records.gold(recno, "Answer", _theoremqa_answer(records, recno, value, answer_type))
         picture = rec.get("Picture") not in (None, "", "None")
         if picture and not keep_pictures:
             continue
-        rows.append(problem_row(f"theoremqa/{records.field(recno, rec, 'id')}",
-                                records.field(recno, rec, "Question"), gold, "theoremqa",
-                                subject=rec.get("field"), answer_type=_THEOREMQA_TYPES[answer_type],
-                                flags="picture" if picture else None))
+        rows.append(problem_row(f"theoremqa/{records.text(recno, rec, 'id')}",
+                                records.text(recno, rec, "Question"), gold, "theoremqa",
+                                subject=records.optional_text(recno, rec, "field"),
+                                answer_type=_THEOREMQA_TYPES[answer_type],
+                                flags="picture" if picture else None, record=recno))
     return problem_frame(rows, str(records.path))
 
 
-def _theoremqa_answer(records: _Records, recno: int, value) -> str | None:
+_OPTION_RE = re.compile(r"\([a-z]\)")
+# What the Answer field must hold for each Answer_type: (description, check).
+_THEOREMQA_ANSWER_SHAPES = {
+    "integer": ("an integer", lambda v: _is_integer(v) or (_is_number(v) and float(v).is_integer())),
+    "float": ("a number", _is_number),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "option": ("an option such as '(a)'", lambda v: isinstance(v, str) and bool(_OPTION_RE.fullmatch(v.strip()))),
+    "list of integer": ("a non-empty list of integers",
+                        lambda v: isinstance(v, list) and bool(v) and all(map(_is_integer, v))),
+    "list of float": ("a non-empty list of numbers",
+                      lambda v: isinstance(v, list) and bool(v) and all(map(_is_number, v))),
+}
+
+
+def _theoremqa_answer(records: _Records, recno: int, value, answer_type: str) -> str | None:
+    """The gold text of an ``Answer`` that matches its declared ``Answer_type``."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None  # reported as a missing gold answer
+    expected, matches = _THEOREMQA_ANSWER_SHAPES[answer_type]
+    if not matches(value):
+        raise records.wrong_type(recno, "Answer", f"{expected} (its Answer_type is {answer_type!r})", value)
     if isinstance(value, bool):
         return "True" if value else "False"
-    if isinstance(value, (int, float)):
-        return answers.format_number(value)
     if isinstance(value, list):
-        if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise InputError(f"{records.path}: record {recno}: field 'Answer' must be a non-empty list of numbers")
         return "[" + ", ".join(answers.format_number(v) for v in value) + "]"
-    if isinstance(value, str) or value is None:
-        return value
-    raise InputError(f"{records.path}: record {recno}: field 'Answer' has unsupported type {type(value).__name__}")
+    return value.strip() if isinstance(value, str) else answers.format_number(value)
 
 
 def load_aime24(data_dir) -> pd.DataFrame:
@@ -378,9 +494,9 @@ def _aime_benchmark(data_dir, relative: str, source: str, year: int) -> pd.DataF
         gold = answers.integer_string(raw)
         if gold is None:
             raise InputError(f"{records.path}: record {recno}: field 'answer' is not an integer: {raw!r}")
-        rows.append(problem_row(f"{source}/{int(records.field(recno, rec, 'id')):02d}",
-                                records.field(recno, rec, "problem"), gold, source, year=year,
-                                subject="AIME", answer_type="integer"))
+        rows.append(problem_row(f"{source}/{records.integer(recno, rec, 'id'):02d}",
+                                records.text(recno, rec, "problem"), gold, source, year=year,
+                                subject="AIME", answer_type="integer", record=recno))
     return problem_frame(rows, str(records.path))
 
 

@@ -321,10 +321,26 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
     return {**outputs, "Index": [index]}
 
 
+def parse_gpu_patterns(text: str | None) -> list:
+    """``--gpus-per-job``: a JSON list of [path pattern, GPUs per job] pairs."""
+    if not text:
+        return []
+    try:
+        patterns = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--gpus-per-job: malformed JSON ({exc.msg} at column {exc.colno})") from None
+    well_formed = isinstance(patterns, list) and all(
+        isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+        and isinstance(p[1], int) and not isinstance(p[1], bool) and p[1] >= 0 for p in patterns)
+    if not well_formed:
+        raise InputError(f"--gpus-per-job: expected a JSON list of [path pattern, GPUs per job] pairs, got {text!r}")
+    return patterns
+
+
 def run(args: argparse.Namespace) -> int:
     if args.bootstrap_samples < 1:
         raise InputError(f"--bootstrap-samples must be >= 1, got {args.bootstrap_samples}")
-    gpu_patterns = json.loads(args.gpus_per_job) if args.gpus_per_job else []
+    gpu_patterns = parse_gpu_patterns(args.gpus_per_job)
     build_report(args.manifest, args.out_dir, args.paper_results, args.bootstrap_samples, args.seed,
                  cost_dir=args.cost_dir, gpu_patterns=gpu_patterns)
     return 0

@@ -51,6 +51,8 @@ def run_verify(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise InputError(f"--timeout must be positive, got {args.timeout}")
     df = read_table(args.input, required=("problem_id", "gold", "response"))
+    if df.empty:
+        raise InputError(f"{args.input}: no samples to verify (the table has no rows)")
     verified = verify_frame(df, workers=args.workers, timeout=args.timeout, filters=filters,
                             progress=True, source=str(args.input))
     settings = {"stage": "verify", "timeout": args.timeout, "filters": resolve_filters(filters)}
@@ -60,6 +62,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_stats(args: argparse.Namespace) -> int:
     verified = read_table(args.input)
+    if verified.empty:
+        raise InputError(f"{args.input}: no verified samples (the table has no rows)")
     stats = compute_stats(verified, source=str(args.input))
     write_parquet(stats, args.output, metadata=artifact_metadata({"stage": "stats"}))
     logger.info("wrote statistics of %d problems to %s", len(stats), args.output)

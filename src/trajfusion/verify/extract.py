@@ -167,8 +167,10 @@ _DELIMITER_PAIRS = (("\\(", "\\)"), ("\\[", "\\]"))
 _LEFT_RIGHT_RE = re.compile(r"\\(?:left|right)(?![A-Za-z])")
 _DIGIT_GROUP_SPACE_RE = re.compile(r"(?<=\d)\\,(?=\d{3}(?!\d))")
 # A line break ``\\`` is matched first so that its second backslash never starts a
-# spacing macro (``\\ 0`` must not become ``\ 0``).
-_SPACING_RE = re.compile(r"\\\\|\\[!,;: ]|\\q?quad(?![A-Za-z])|~")
+# spacing macro (``\\ 0`` must not become ``\ 0``); the accent ``\~`` and the escaped
+# brace ``\{`` are matched as units and kept, so their characters never read as ``~``
+# (a space) or as the start of ``{,}``.
+_SPACING_RE = re.compile(r"\\[\\~{]|\\[!,;: ]|\\q?quad(?![A-Za-z])|~|\{,\}")
 _FRAC_RE = re.compile(r"\\[dt]frac(?![A-Za-z])")
 _THOUSANDS_RE = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _SPACE_AROUND_RE = re.compile(r"\s*([-+*/=<>,;:()\[\]{}^_|&])\s*")
@@ -210,14 +212,20 @@ def _peel(text: str) -> str:
 def _tidy(text: str) -> str:
     text = _LEFT_RIGHT_RE.sub("", text)
     text = _DIGIT_GROUP_SPACE_RE.sub("", text)
-    text = _SPACING_RE.sub(lambda m: m.group() if m.group() == "\\\\" else " ", text)
+    text = _SPACING_RE.sub(_spacing, text)
     text = _FRAC_RE.sub(r"\\frac", text)
-    text = text.replace("{,}", ",")
     text = " ".join(text.split())
     if _THOUSANDS_RE.fullmatch(text):
         text = text.replace(",", "")
     text = _SPACE_AROUND_RE.sub(r"\1", text)
     return text.rstrip(". ")
+
+
+def _spacing(match: re.Match) -> str:
+    token = match.group()
+    if token == "{,}":
+        return ","
+    return token if token[1:] in ("\\", "~", "{") else " "
 
 
 def _strip_delimiters(text: str) -> str:
