@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -68,7 +70,7 @@ def trajfusion(*args: str) -> None:
 def snakemake(workdir: Path, configfile: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
                            "--directory", str(workdir), "--configfile", str(configfile), "--cores", "2",
-                           *extra], capture_output=True, text=True, timeout=1800)
+                           *extra], env=local_snakemake_env(), capture_output=True, text=True, timeout=1800)
 
 
 @pytest.fixture(scope="session")
@@ -133,19 +135,24 @@ def reliability_snakemake_argv(workdir: Path, configfile: Path, *extra: str) -> 
             "--configfile", str(configfile), "--cores", "4", *extra]
 
 
-@pytest.fixture(scope="session")
-def snakemake_env(tmp_path_factory) -> dict:
-    """Environment for Snakemake subprocesses with a failing stub ``scontrol`` first on PATH.
+@functools.lru_cache(maxsize=1)
+def local_snakemake_env() -> dict:
+    """Environment for local Snakemake subprocesses with a failing stub ``scontrol`` first on PATH.
 
     When Snakemake starts, the SLURM executor plugin runs ``scontrol show config`` for its
     help texts; with SLURM installed but no controller running (this machine, outside the
     slurm tests), that call retries for about 9 s. The stub fails at once, as on a machine
     without SLURM; the local executor never calls it otherwise."""
-    stub_dir = tmp_path_factory.mktemp("no-slurm")
+    stub_dir = Path(tempfile.mkdtemp(prefix="trajfusion-no-slurm."))
     stub = stub_dir / "scontrol"
     stub.write_text("#!/bin/sh\nexit 1\n")
     stub.chmod(0o755)
     return {**os.environ, "PATH": f"{stub_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+@pytest.fixture(scope="session")
+def snakemake_env() -> dict:
+    return local_snakemake_env()
 
 
 def run_reliability_dag(workdir: Path, configfile: Path, env: dict, *extra: str) -> subprocess.CompletedProcess:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import local_snakemake_env
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -27,7 +29,7 @@ def dry_run(tmp_path: Path, config: dict | None = None, configfile: str | None =
         args += ["--configfile", str(path)]
     elif configfile:
         args += ["--configfile", str(REPO / "config" / configfile)]
-    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+    return subprocess.run(args, env=local_snakemake_env(), capture_output=True, text=True, timeout=120)
 
 
 def job_counts(output: str) -> dict[str, int]:

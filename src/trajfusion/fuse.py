@@ -46,7 +46,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from trajfusion.io import InputError, read_table, sha256_file, write_json, write_jsonl
+from trajfusion.io import InputError, artifact_metadata, read_table, sha256_file, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -500,6 +500,9 @@ class SummaryAccumulator:
             yield row
 
 
+_SETTING_KEYS = ("alpha", "k_max", "strategy", "seed", "certainty_prob", "phrases_sha256")
+
+
 def summarize(plan: pd.DataFrame, dropped: int, response_chars: int, settings: FuseSettings,
               phrases: Phrases) -> dict:
     n = len(plan)
@@ -579,7 +582,9 @@ def fuse_file(input_path: str | Path, output: str | Path, settings: FuseSettings
     rows = build_examples(plan, meta, texts, settings, phrases, str(input_path), progress=progress)
     write_jsonl(accumulator.watch(rows), output)
     summary = summarize(plan, dropped, accumulator.chars, settings, phrases)
-    write_json(summary, summary_path or default_summary_path(output))
+    provenance = {"command": "fuse", "settings": {k: summary[k] for k in _SETTING_KEYS},
+                  "input_sha256": sha256_file(input_path)}
+    write_json({**summary, **artifact_metadata(provenance)}, summary_path or default_summary_path(output))
     log.info("fused %d problems (%d dropped without a correct trajectory), mean #Err %.4f -> %s",
              summary["problems"], dropped, summary["mean_errors"], output)
     return summary

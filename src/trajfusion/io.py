@@ -14,6 +14,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -31,11 +32,30 @@ class OutputError(OSError):
     """An output could not be written; the message names the output and the reason."""
 
     def __init__(self, path: str | os.PathLike, cause: BaseException):
-        code = getattr(cause, "errno", None)  # any library's error may be the cause (e.g. safetensors')
+        code = _errno_of(cause)  # any library's error may be the cause (e.g. safetensors')
         super().__init__(code, os.strerror(code) if code else str(cause), str(path))
 
     def __str__(self) -> str:
         return f"cannot write {self.filename}: {self.strerror}"
+
+
+# safetensors (Rust) reports an OS error as "IoError(Os { code: 28, kind: StorageFull, ... })".
+_RUST_ERRNO_RE = re.compile(r"Os \{ code: (\d+)")
+
+
+def _errno_of(exc: BaseException) -> int | None:
+    """The OS error number behind ``exc``: its own, its cause's, or the one a library's
+    message quotes."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "errno", None):
+            return exc.errno
+        match = _RUST_ERRNO_RE.search(str(exc))
+        if match:
+            return int(match.group(1))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 # Failures only a write can cause, whatever the library reports as the file name (pyarrow

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from trajfusion.io import InputError, library_versions, sha256_file, write_json
+from trajfusion.io import InputError, artifact_metadata, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def prepare_model(spec: dict, output_dir: str | Path, seed: int = 0) -> Path:
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
     try:
-        meta = {"spec": spec, "seed": seed, "versions": library_versions()}
+        meta = {"spec": spec, "seed": seed, **artifact_metadata({"spec": spec, "seed": seed})}
         if source in ("gguf_package", "tiny"):
             gguf = find_package_file(spec["package"], spec["gguf_file"])
             meta["gguf_sha256"] = _check_sha256(gguf, spec.get("gguf_sha256"))

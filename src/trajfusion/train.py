@@ -60,7 +60,8 @@ TRAINER_DIR = "trainer"
 FINAL_DIR = "final"
 META_NAME = "train_meta.json"
 RUN_SETTINGS = "run_settings.json"
-VERSION_PACKAGES = ("trajfusion", "torch", "transformers", "trl", "accelerate", "datasets", "deepspeed")
+VERSION_PACKAGES = ("trajfusion", "torch", "transformers", "trl", "accelerate", "datasets", "deepspeed", "pandas",
+                    "pyarrow")
 # Settings that do not change what is trained: a resumed run may differ in these.
 _RESUME_NEUTRAL = {"output_dir", "logging_steps", "save_steps", "save_total_limit", "keep_trainer_checkpoints",
                    "main_process_port"}
@@ -335,18 +336,9 @@ def last_logged_loss(log_history: list[dict]) -> float | None:
 
 
 def save_final(trainer, final_dir: Path, meta: dict) -> None:
-    from trajfusion.training.progress import save_model_dir
+    from trajfusion.training.progress import save_model_atomically
 
-    tmp = final_dir.with_name(f".{final_dir.name}.tmp")
-    if trainer.args.should_save:
-        shutil.rmtree(tmp, ignore_errors=True)
-    trainer.accelerator.wait_for_everyone()
-    save_model_dir(trainer, tmp)
-    if trainer.args.should_save:
-        write_json(meta, tmp / META_NAME)
-        shutil.rmtree(final_dir, ignore_errors=True)
-        tmp.rename(final_dir)
-    trainer.accelerator.wait_for_everyone()
+    save_model_atomically(trainer, final_dir, META_NAME, meta)
 
 
 @dataclass
@@ -388,7 +380,8 @@ def setup_training(args: argparse.Namespace, callbacks: list | None = None) -> T
     tokenizer = load_tokenizer(args.model)
     rows, encoding = build_training_rows(examples, template, tokenizer, args.max_length, source=args.dataset)
     model = load_model(args.model, rope_scaling, args.max_length, args.attn_implementation)
-    trainer, progress = _build_trainer(args, model, tokenizer, rows, targets, output_dir, callbacks)
+    provenance = {"config_hash": config_hash(settings), "versions": library_versions(VERSION_PACKAGES)}
+    trainer, progress = _build_trainer(args, model, tokenizer, rows, targets, output_dir, callbacks, provenance)
 
     trainer_dir = output_dir / TRAINER_DIR
     resume_from = find_resume_checkpoint(trainer_dir)
@@ -427,6 +420,7 @@ def build_meta(run: TrainingRun, train_loss_this_run: float, wall_seconds: float
     args, trainer, progress = run.args, run.trainer, run.progress
     config = trainer.model.config
     return {
+        "config_hash": config_hash(run.settings),
         "settings": run.settings,
         "dataset": {"path": str(args.dataset), "sha256": run.dataset_sha256, **run.encoding.as_dict()},
         "model": {"base": args.model, "rope_parameters": config.rope_parameters,
@@ -456,12 +450,13 @@ def _step_of(checkpoint: Path | None) -> int | None:
     return int(checkpoint.name.split("-")[1]) if checkpoint else None
 
 
-def _build_trainer(args, model, tokenizer, rows, targets, output_dir: Path, callbacks):
+def _build_trainer(args, model, tokenizer, rows, targets, output_dir: Path, callbacks, provenance: dict):
     from datasets import Dataset
 
     from trajfusion.training.progress import SNAPSHOT_DIR, DataProgress, FusedSFTTrainer
 
-    progress = DataProgress(targets, output_dir, output_dir / TRAINER_DIR / SNAPSHOT_DIR)
+    progress = DataProgress(targets, output_dir, output_dir / TRAINER_DIR / SNAPSHOT_DIR,
+                            provenance=provenance)
     trainer = FusedSFTTrainer(model=model, args=build_sft_config(args, output_dir / TRAINER_DIR),
                               train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                               progress=progress, callbacks=callbacks)

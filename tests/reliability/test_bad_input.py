@@ -15,7 +15,6 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import REPO, make_data_dir
+from tests.conftest import REPO, local_snakemake_env, make_data_dir
 
 from trajfusion import cli
 from trajfusion.io import write_parquet
@@ -477,14 +476,7 @@ def test_bad_input_in_a_separate_process(tmp_path):
 
 def dry_runs(configs: dict[str, dict], root: Path, *flags: str) -> dict[str, subprocess.CompletedProcess]:
     """``snakemake -n`` on each config (in its own directory), a few at a time."""
-    # Snakemake's SLURM executor plugin runs `scontrol show config` when it is imported; where
-    # SLURM is installed but no controller runs, that call waits 10 s for nothing. A dry run
-    # never talks to SLURM, so a stub that fails at once stands in for it.
-    stub = root / "stub-bin"
-    stub.mkdir(exist_ok=True)
-    (stub / "scontrol").write_text("#!/bin/sh\nexit 1\n")
-    (stub / "scontrol").chmod(0o755)
-    env = {**os.environ, "PATH": f"{stub}{os.pathsep}{os.environ['PATH']}"}
+    env = local_snakemake_env()  # no 10 s wait for a SLURM controller at Snakemake's start
 
     def run(name: str) -> subprocess.CompletedProcess:
         workdir = root / name

@@ -375,9 +375,6 @@ def test_a_failed_checkpoint_write_leaves_no_checkpoint_to_resume_from(training_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="trajfusion.train lets safetensors' SafetensorError (and torch's RuntimeError) "
-                   "from a failed save through as a traceback; it should raise trajfusion.io.OutputError naming "
-                   "--output-dir (see the issue 9 report)")
 def test_a_failed_checkpoint_write_is_one_clear_error(training_over_the_size_limit):
     result, output_dir = training_over_the_size_limit
     assert result.returncode == EXIT_OS_ERROR and "Traceback" not in result.stderr

@@ -213,19 +213,16 @@ def test_the_report_manifest_records_the_config_hash_and_library_versions(reliab
 
 
 RUN = "train/tiny/tiny/rel/rel/tf"
-# JSON artifacts that carry no config hash and/or library versions yet (the fix belongs in
-# the module that writes each; see the issue 9 report).
-JSON_WITHOUT_PROVENANCE = {
-    "fused/tiny/rel/tf.summary.json": "trajfusion.fuse.summarize: neither",
-    "pools/rel.report.json": "trajfusion.data (build-pool --report): neither",
-    "models/tiny/prepare_meta.json": "trajfusion.model.prepare_model: versions, but no config hash",
-    f"{RUN}/final/train_meta.json": "trajfusion.train.build_meta: versions, but no config hash "
-                                    "(the hash is in trainer/run_settings.json only)",
-    f"{RUN}/ckpt-2/ckpt_meta.json": "trajfusion.training.progress.DataProgress._save: neither",
-}
+# The JSON artifacts, each with the code that writes it.
+JSON_WITH_PROVENANCE = [
+    "fused/tiny/rel/tf.summary.json",          # trajfusion.fuse.fuse_file
+    "pools/rel.report.json",                   # build-pool --report
+    "models/tiny/prepare_meta.json",           # trajfusion.model.prepare_model
+    f"{RUN}/final/train_meta.json",            # trajfusion.train.build_meta
+    f"{RUN}/ckpt-2/ckpt_meta.json",            # trajfusion.training.progress.DataProgress._save
+]
 
 
-@pytest.mark.parametrize("relative", [pytest.param(path, marks=pytest.mark.xfail(reason=why, strict=True))
-                                      for path, why in JSON_WITHOUT_PROVENANCE.items()])
+@pytest.mark.parametrize("relative", JSON_WITH_PROVENANCE)
 def test_json_artifacts_record_their_config_hash_and_library_versions(reliability_run, relative):
     assert _has_hash_and_versions(json.loads((reliability_run[0] / "results" / relative).read_text()))

@@ -52,7 +52,7 @@ def run_build_pool(args: argparse.Namespace) -> int:
     pool, report = build_pool(spec, args.data_dir, args.seed)
     settings = {"command": "build-pool", "spec": spec, "seed": args.seed, "data": _data_fingerprint(args.data_dir)}
     write_parquet(pool, args.output, metadata=artifact_metadata(settings))
-    write_json(report, args.report)
+    write_json({**report, **artifact_metadata(settings)}, args.report)
     log.info("pool %s: %d problems (%d removed as benchmark duplicates)", args.output, len(pool),
              report["removed_contaminated"])
     return 0

@@ -39,7 +39,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 from trl import SFTTrainer
 
-from trajfusion.io import write_json
+from trajfusion.io import OutputError, write_json
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,34 @@ def save_model_dir(trainer, directory: Path) -> None:
         (directory / "training_args.bin").unlink(missing_ok=True)
 
 
+def save_model_atomically(trainer, public: Path, meta_name: str, meta: dict) -> None:
+    """Save the model and ``meta`` into a hidden folder next to ``public``, then rename it onto
+    ``public``. A failed save (disk full, read-only: safetensors and torch raise their own
+    error types) removes the hidden folder and raises ``OutputError`` naming ``public``;
+    an earlier ``public`` is left as it was."""
+    tmp = public.with_name(f".{public.name}.tmp")
+    if trainer.args.should_save:
+        shutil.rmtree(tmp, ignore_errors=True)  # left over by a killed run
+    trainer.accelerator.wait_for_everyone()
+    try:
+        save_model_dir(trainer, tmp)
+        if trainer.args.should_save:
+            write_json(meta, tmp / meta_name)
+            shutil.rmtree(public, ignore_errors=True)
+            os.replace(tmp, public)
+    except Exception as exc:
+        if trainer.args.should_save:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(public, exc) from exc
+    trainer.accelerator.wait_for_everyone()
+
+
 class DataProgress(TrainerCallback, ExportableState):
     """Examples/tokens seen, and the ``ckpt-{n}`` models saved at fixed example counts."""
 
-    def __init__(self, targets: list[int], output_dir: str | Path, snapshot_dir: str | Path):
+    def __init__(self, targets: list[int], output_dir: str | Path, snapshot_dir: str | Path,
+                 provenance: dict | None = None):
+        self.provenance = provenance or {}  # config hash and library versions, recorded in each ckpt_meta.json
         self.targets = sorted(set(int(n) for n in targets))
         self.output_dir = Path(output_dir)
         self.snapshot_dir = Path(snapshot_dir)
@@ -154,19 +178,9 @@ class DataProgress(TrainerCallback, ExportableState):
 
     # -- saving ---------------------------------------------------------------------
     def _save(self, n: int, state, reason: str) -> None:
-        record = {"target_examples": n, "examples_seen": self.examples_seen, "global_step": state.global_step,
+        record = {**self.provenance, "target_examples": n, "examples_seen": self.examples_seen, "global_step": state.global_step,
                   "epoch": state.epoch, "reason": reason}
-        snapshot = self.snapshot_dir / checkpoint_name(n)
-        tmp = self.snapshot_dir / f".{checkpoint_name(n)}.tmp"
-        if self.trainer.args.should_save:
-            shutil.rmtree(tmp, ignore_errors=True)  # left over by a killed run
-        self.trainer.accelerator.wait_for_everyone()
-        save_model_dir(self.trainer, tmp)
-        if self.trainer.args.should_save:
-            write_json(record, tmp / CKPT_META)
-            shutil.rmtree(snapshot, ignore_errors=True)
-            os.replace(tmp, snapshot)
-        self.trainer.accelerator.wait_for_everyone()
+        save_model_atomically(self.trainer, self.snapshot_dir / checkpoint_name(n), CKPT_META, record)
         self.saved[str(n)] = record
         log.info("saved %s after %d examples (step %d, %s)", checkpoint_name(n), self.examples_seen,
                  state.global_step, reason)
