@@ -39,8 +39,9 @@ class OutputError(OSError):
         return f"cannot write {self.filename}: {self.strerror}"
 
 
-# safetensors (Rust) reports an OS error as "IoError(Os { code: 28, kind: StorageFull, ... })".
-_RUST_ERRNO_RE = re.compile(r"Os \{ code: (\d+)")
+# safetensors (Rust) quotes an OS error as "IoError(Os { code: 28, kind: StorageFull, ... })"
+# or "I/O error: No space left on device (os error 28)".
+_RUST_ERRNO_RE = re.compile(r"Os \{ code: (\d+)|\(os error (\d+)\)")
 
 
 def _errno_of(exc: BaseException) -> int | None:
@@ -53,7 +54,7 @@ def _errno_of(exc: BaseException) -> int | None:
             return exc.errno
         match = _RUST_ERRNO_RE.search(str(exc))
         if match:
-            return int(match.group(1))
+            return int(match.group(1) or match.group(2))
         exc = exc.__cause__ or exc.__context__
     return None
 
@@ -61,6 +62,12 @@ def _errno_of(exc: BaseException) -> int | None:
 # Failures only a write can cause, whatever the library reports as the file name (pyarrow
 # reports none); any other OSError inside a writer (e.g. reading an input lazily) is passed on.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """True when ``exc`` (of any library) reports disk full, quota, file size limit or a
+    read-only file system."""
+    return _errno_of(exc) in _WRITE_ERRNOS
 
 
 def _umask() -> int:

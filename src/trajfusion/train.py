@@ -51,7 +51,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from trajfusion.io import InputError, config_hash, library_versions, sha256_file, write_json
+from trajfusion.io import (InputError, OutputError, config_hash, is_write_failure, library_versions, sha256_file,
+                           write_json)
 from trajfusion.training.launch import DEFAULT_MAIN_PROCESS_PORT, is_launched_worker, relaunch
 
 log = logging.getLogger(__name__)
@@ -403,7 +404,12 @@ def run_training(args: argparse.Namespace, callbacks: list | None = None) -> dic
              args.per_device_batch_size, args.grad_accum, trainer.args.world_size, run.global_batch,
              _batch_unit(args))
     resume = str(run.resume_from) if run.resume_from else None
-    output = trainer.train(resume_from_checkpoint=resume)
+    try:
+        output = trainer.train(resume_from_checkpoint=resume)
+    except Exception as exc:  # the trainer's own checkpoints: safetensors and torch raise their own types
+        if not is_write_failure(exc):
+            raise
+        raise OutputError(run.output_dir / TRAINER_DIR, exc) from exc
     meta = build_meta(run, output.training_loss, time.perf_counter() - wall_start)
     save_final(trainer, run.output_dir / FINAL_DIR, meta)
     if not args.keep_trainer_checkpoints and trainer.args.should_save:

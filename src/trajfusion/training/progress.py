@@ -178,9 +178,10 @@ class DataProgress(TrainerCallback, ExportableState):
 
     # -- saving ---------------------------------------------------------------------
     def _save(self, n: int, state, reason: str) -> None:
-        record = {**self.provenance, "target_examples": n, "examples_seen": self.examples_seen, "global_step": state.global_step,
+        record = {"target_examples": n, "examples_seen": self.examples_seen, "global_step": state.global_step,
                   "epoch": state.epoch, "reason": reason}
-        save_model_atomically(self.trainer, self.snapshot_dir / checkpoint_name(n), CKPT_META, record)
+        save_model_atomically(self.trainer, self.snapshot_dir / checkpoint_name(n), CKPT_META,
+                              {**self.provenance, **record})
         self.saved[str(n)] = record
         log.info("saved %s after %d examples (step %d, %s)", checkpoint_name(n), self.examples_seen,
                  state.global_step, reason)
