@@ -175,6 +175,17 @@ def read_table(path: str | os.PathLike, required: Iterable[str] = ()) -> pd.Data
     return df
 
 
+def parse_json_object(text: str, where: str) -> dict:
+    """A JSON object given as text (a flag's value); ``where`` names the flag or file."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{where}: malformed JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
