@@ -100,3 +100,14 @@ def test_help_shows_defaults_and_required():
 def test_mutable_defaults_are_refused():
     with pytest.raises(TypeError, match="mutable defaults"):
         setting([], help="x")
+
+
+@dataclass(frozen=True)
+class RunSettings(Settings):
+    timeout: float = setting(5.0, help="seconds per step")
+    workers: int = setting(2, help="processes", affects_output=False)
+
+
+def test_provenance_leaves_out_settings_that_cannot_change_an_artifact():
+    assert RunSettings(workers=8).provenance() == {"timeout": 5.0}
+    assert RunSettings(workers=8).to_dict() == {"timeout": 5.0, "workers": 8}

@@ -9,7 +9,8 @@ From the dataclass come
   this way; flags given beside it override its keys);
 - validation: a bad value raises ``InputError`` naming the flag, what was expected and what
   was given, when the object is built, whichever way it was built;
-- provenance: :meth:`Settings.to_dict` is what artifacts record and hash.
+- provenance: :meth:`Settings.provenance` (the dict of the settings that can change an
+  artifact) is what artifacts record and hash.
 
 Example::
 
@@ -37,10 +38,14 @@ Check = Callable[[Any], "str | None"]  # returns what is wrong with a value, or 
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, choices: tuple | None = None,
-            check: Check | None = None, parse: Callable[[Any], Any] | None = None) -> Any:
+            check: Check | None = None, parse: Callable[[Any], Any] | None = None,
+            affects_output: bool = True) -> Any:
     """A settings field. ``parse`` turns a flag's or JSON value into the field's type (e.g. a
-    Fraction from "16/21") and raises ``ValueError`` on a bad one; ``check`` validates it."""
-    metadata = {"help": help, "choices": choices, "check": check, "parse": parse}
+    Fraction from "16/21") and raises ``ValueError`` (without the flag's name) on a bad one;
+    ``check`` validates it. ``affects_output=False`` marks a setting that cannot change an
+    artifact's bytes (worker count, progress bars): provenance leaves it out, so that the
+    config hash does not depend on how the work is run."""
+    metadata = {"help": help, "choices": choices, "check": check, "parse": parse, "affects_output": affects_output}
     if isinstance(default, (list, dict, set)):
         raise TypeError("mutable defaults are not allowed in settings; use a tuple")
     return dataclasses.field(default=default, metadata=metadata)
@@ -129,6 +134,11 @@ class Settings:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
+    def provenance(self) -> dict:
+        """What an artifact records (and hashes): the settings that can change it."""
+        record = self.to_dict()
+        return {f.name: record[f.name] for f in dataclasses.fields(self) if f.metadata["affects_output"]}
+
 
 def flag_of(name: str) -> str:
     return "--" + name.replace("_", "-")
@@ -158,6 +168,8 @@ def _coerce(value, hint, f: dataclasses.Field):
             raise InputError(f"{flag}: a value is required, got None")
         return None
     base = inner if inner is not None else hint
+    if isinstance(value, str) and _is_mapping(base):
+        value = parse_json_object(value, flag)
     try:
         if f.metadata.get("parse"):
             value = f.metadata["parse"](value)
@@ -201,11 +213,15 @@ def _as_type(value, hint):
         if not isinstance(value, (list, tuple)):
             raise TypeError(f"expected a list, got {value!r}")
         return tuple(_as_type(_from_text(v, item), item) for v in value)
-    if hint is dict or origin is dict:
+    if _is_mapping(hint):
         if not isinstance(value, dict):
             raise TypeError(f"expected a JSON object, got {value!r}")
         return value
     return value
+
+
+def _is_mapping(hint) -> bool:
+    return hint is dict or typing.get_origin(hint) is dict
 
 
 def _from_text(value, hint):
@@ -220,6 +236,8 @@ def _from_text(value, hint):
 
 def _argparse_kind(hint, f: dataclasses.Field) -> dict:
     base = _optional_inner(hint) or hint
+    if _is_mapping(base):
+        return {"type": str, "metavar": "JSON"}  # parsed by _coerce, whose errors name the flag
     if f.metadata.get("parse"):
         return {"type": str}
     if base is bool:
@@ -229,8 +247,6 @@ def _argparse_kind(hint, f: dataclasses.Field) -> dict:
         if f.metadata.get("choices") is not None:
             kind["choices"] = f.metadata["choices"]
         return kind
-    if base is dict or typing.get_origin(base) is dict:
-        return {"type": lambda text, _f=f.name: parse_json_object(text, flag_of(_f)), "metavar": "JSON"}
     return {"type": str}  # tuples: comma-separated, parsed by _as_type
 
 

@@ -358,7 +358,7 @@ CASES = [
          ("{d}/samples.jsonl: missing required column(s) ['response']",)),
     Case("verify-no-rows", verify_cmd(samples_frame().iloc[:0], parquet=True),
          ("{d}/samples.parquet: no samples to verify",)),
-    Case("verify-timeout-zero", verify_cmd(samples_frame(), "--timeout", "0"), ("--timeout must be positive",)),
+    Case("verify-timeout-zero", verify_cmd(samples_frame(), "--timeout", "0"), ("--timeout: must be positive",)),
     Case("verify-unknown-filter", verify_cmd(samples_frame(), "--filters", '{"ngram": 3}'),
          ("--filters: unknown filter setting 'ngram'",)),
     Case("stats-unknown-status", stats_cmd(with_row(verified_frame(), 1, status="maybe")),
