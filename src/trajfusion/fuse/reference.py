@@ -41,7 +41,7 @@ def reference_plan(meta: pd.DataFrame, settings: FuseSettings) -> tuple[pd.DataF
             dropped += 1
         else:
             rows.append(row)
-    return _as_frame(rows), dropped
+    return _as_frame(rows, meta), dropped
 
 
 def ok_trajectories_by_problem(meta: pd.DataFrame) -> dict[str, list[Trajectory]]:
@@ -105,6 +105,8 @@ PLAN_COLUMNS = ("k", "correct_pos", "correct_index", "answer", "correct_tokens",
 COUNT_COLUMNS = ("k", "correct_pos", "correct_index", "correct_tokens", "error_tokens", "n_errors", "fused_tokens")
 
 
-def _as_frame(rows: list[dict]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=["problem_id", *PLAN_COLUMNS]).set_index("problem_id")
-    return frame.astype(dict.fromkeys(COUNT_COLUMNS, "int64"))
+def _as_frame(rows: list[dict], meta: pd.DataFrame) -> pd.DataFrame:
+    """The rows as a frame; problem_id and answer keep the table's dtypes, even with no rows."""
+    frame = pd.DataFrame(rows, columns=["problem_id", *PLAN_COLUMNS])
+    dtypes = {"problem_id": meta["problem_id"].dtype, "answer": meta["answer"].dtype}
+    return frame.astype(dtypes | dict.fromkeys(COUNT_COLUMNS, "int64")).set_index("problem_id")
