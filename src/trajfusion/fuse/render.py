@@ -20,7 +20,7 @@ from trajfusion.phrases import Phrases
 
 def fuse_text(errors: Sequence[str], correct: str, answer: str, error_phrases: Sequence[str] = (),
               success_phrase: str | None = None, certainty_phrase: str | None = None) -> str:
-    """The fused assistant reply of Appendix A.2 (see the module docstring for the layout)."""
+    """The fused assistant reply of Appendix A.2 (layout in the package docstring)."""
     if len(error_phrases) != len(errors):
         raise ValueError("one error-recognition phrase is needed per fused error")
     parts = ["<think>"]
