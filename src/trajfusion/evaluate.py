@@ -29,13 +29,16 @@ import argparse
 import logging
 import re
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
 from trajfusion.io import InputError, artifact_metadata, read_table, sha256_file, write_parquet
 from trajfusion.metrics import VERDICT_COLUMNS
+from trajfusion.phrases import all_phrases, default_phrases_path
+
+# Older names, still used by tests/test_evaluate.py and tests/reliability/test_security.py.
+load_phrases, default_phrase_file = all_phrases, default_phrases_path
 
 log = logging.getLogger(__name__)
 
@@ -46,43 +49,6 @@ GENERIC_MARKERS = (
     "let me reconsider", "let's reconsider", "let me re-evaluate", "let's re-evaluate",
     "i made a mistake", "that's not right", "that is not right", "that doesn't seem right",
 )
-
-
-def default_phrase_file() -> Path:
-    return Path(str(resources.files("trajfusion") / "resources" / "phrases.yaml"))
-
-
-def load_phrases(path: str | Path) -> list[str]:
-    """Every string listed under the phrase file's top-level keys, in file order."""
-    import yaml
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: phrase file does not exist")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: malformed YAML ({exc})") from None
-    if not isinstance(data, dict) or not data:
-        raise InputError(f"{path}: expected a mapping of phrase categories to lists of phrases")
-    phrases = []
-    for key, value in data.items():
-        found = _strings_in_lists(value)
-        if not found:
-            raise InputError(f"{path}: key {key!r}: expected a list of phrase strings, got {value!r}")
-        phrases.extend(found)
-    return phrases
-
-
-def _strings_in_lists(value) -> list[str]:
-    if isinstance(value, list):
-        out = []
-        for item in value:
-            out.extend([item] if isinstance(item, str) else _strings_in_lists(item))
-        return [s for s in out if s.strip()]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings_in_lists(v)]
-    return []
 
 
 def _normalize(text: str) -> str:
@@ -166,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.samples < 1:
         raise InputError(f"--samples must be >= 1, got {args.samples}")
-    phrases = tuple(load_phrases(args.phrases or default_phrase_file()))
+    phrases = tuple(all_phrases(args.phrases))
     bench = read_benchmark(args.benchmark)
     backend = load_backend(args.backend, args.model, **backend_options(args))
     try:
@@ -179,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     settings = {key: value for key, value in sorted(vars(args).items())
                 if key not in ("func", "output", "verbose", "command")}
     settings["benchmark_sha256"] = sha256_file(args.benchmark)
-    settings["phrases_sha256"] = sha256_file(args.phrases or default_phrase_file())
+    settings["phrases_sha256"] = sha256_file(args.phrases or default_phrases_path())
     write_parquet(verdicts, args.output, metadata={**artifact_metadata(settings), "settings": settings})
     accuracy = verdicts.loc[verdicts["sample_idx"] == 0, "correct"].mean()
     log.info("%s: %d problems, pass@1 %.4f -> %s", args.benchmark, len(bench), accuracy, args.output)
