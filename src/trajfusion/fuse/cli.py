@@ -8,17 +8,18 @@ import logging
 from trajfusion.fuse.build import fuse_file
 from trajfusion.fuse.calibrate import calibrate, calibration_record, read_alpha_file
 from trajfusion.fuse.inputs import read_verified
-from trajfusion.fuse.settings import STRATEGIES, FuseSettings, check_k_max, parse_alpha
-from trajfusion.io import write_json
+from trajfusion.fuse.settings import STRATEGIES, FuseSettings, check_k_max
+from trajfusion.io import InputError, write_json
 
 log = logging.getLogger(__name__)
 
 
 def _run_fuse(args: argparse.Namespace) -> int:
-    alpha = read_alpha_file(args.alpha_file) if args.alpha_file else (
-        parse_alpha(args.alpha, "--alpha") if args.alpha is not None else None)
-    settings = FuseSettings(k_max=args.k_max, alpha=alpha, strategy=args.strategy, seed=args.seed,
-                            certainty_prob=args.certainty_prob)
+    if args.alpha_file:
+        if hasattr(args, "alpha"):
+            raise InputError("--alpha-file: not allowed with --alpha")
+        args.alpha = read_alpha_file(args.alpha_file)
+    settings = FuseSettings.from_args(args)
     fuse_file(args.input, args.output, settings, args.phrases, args.summary)
     return 0
 
@@ -40,15 +41,9 @@ def register(sub) -> None:
                           description=stage.__doc__.splitlines()[0])
     fuse.add_argument("--input", required=True, help="verified table (.parquet or .jsonl)")
     fuse.add_argument("--output", required=True, help="fused dataset (.jsonl)")
-    fuse.add_argument("--k-max", type=int, required=True, help="maximum fused errors; 0 = vanilla RFT")
-    source = fuse.add_mutually_exclusive_group()
-    source.add_argument("--alpha", help="diversity sensitivity, a decimal or fraction (e.g. 0.5, 16/21)")
-    source.add_argument("--alpha-file", help="JSON written by calibrate-alpha")
-    fuse.add_argument("--strategy", choices=STRATEGIES, default="highdiv")
-    fuse.add_argument("--seed", type=int, required=True)
+    FuseSettings.add_arguments(fuse)
+    fuse.add_argument("--alpha-file", help="JSON written by calibrate-alpha (instead of --alpha)")
     fuse.add_argument("--phrases", help="phrase repository YAML (default: the paper's Table 5)")
-    fuse.add_argument("--certainty-prob", type=float, default=0.0,
-                      help="probability of a certainty phrase after the success phrase")
     fuse.add_argument("--summary", help="summary JSON (default: OUTPUT with .summary.json)")
     fuse.set_defaults(func=_run_fuse)
 

@@ -5,27 +5,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-import numpy as np
-
 from trajfusion.io import InputError
+from trajfusion.settings import Settings, between, setting
 
 STRATEGIES = ("highdiv", "lowdiv")
 
 
-def parse_alpha(value, source: str = "alpha") -> Fraction:
-    """alpha as an exact Fraction: floats go through str() so 0.1 means 1/10."""
+def alpha_value(value) -> Fraction:
+    """alpha as an exact positive Fraction: floats go through str() so 0.1 means 1/10.
+    Raises ValueError saying what is wrong (without naming where the value came from)."""
     if isinstance(value, Fraction):
         alpha = value
     else:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise InputError(f"{source}: alpha must be a number or a decimal/fraction string, got {value!r}")
+            raise ValueError(f"alpha must be a number or a decimal/fraction string, got {value!r}")
         try:
             alpha = Fraction(str(value).strip())
         except (ValueError, ZeroDivisionError):
-            raise InputError(f"{source}: alpha {value!r} is not a finite decimal or fraction") from None
+            raise ValueError(f"alpha {value!r} is not a finite decimal or fraction") from None
     if alpha <= 0:
-        raise InputError(f"{source}: alpha must be > 0, got {format_alpha(alpha)}")
+        raise ValueError(f"alpha must be > 0, got {format_alpha(alpha)}")
     return alpha
+
+
+def parse_alpha(value, source: str = "alpha") -> Fraction:
+    """``alpha_value`` with errors as InputError naming ``source`` (a flag, a file's field)."""
+    try:
+        return alpha_value(value)
+    except ValueError as exc:
+        raise InputError(f"{source}: {exc}") from None
 
 
 def format_alpha(alpha: Fraction) -> str:
@@ -49,39 +57,34 @@ def format_alpha(alpha: Fraction) -> str:
     return f"{sign}{whole}.{str(frac).zfill(places).rstrip('0')}"
 
 
+def _non_negative_integer(value) -> str | None:
+    return None if value >= 0 else "must be a non-negative integer"
+
+
 def check_k_max(k_max) -> int:
-    if isinstance(k_max, bool) or not isinstance(k_max, (int, np.integer)) or k_max < 0:
-        raise InputError(f"--k-max: must be a non-negative integer, got {k_max!r}")
-    return int(k_max)
-
-
-def check_strategy(strategy: str) -> str:
-    if strategy not in STRATEGIES:
-        raise InputError(f"--strategy: unknown strategy {strategy!r}; known: {list(STRATEGIES)}")
-    return strategy
+    """k_max outside a FuseSettings (calibrate-alpha): the same rule and message."""
+    return FuseSettings(k_max=k_max, alpha=1).k_max
 
 
 @dataclass(frozen=True)
-class FuseSettings:
-    k_max: int
-    alpha: Fraction | None  # None only for k_max = 0 (vanilla RFT)
-    strategy: str = "highdiv"
-    seed: int = 0
-    certainty_prob: float = 0.0
+class FuseSettings(Settings):
+    k_max: int = setting(help="maximum fused errors; 0 = vanilla RFT", check=_non_negative_integer)
+    alpha: Fraction | None = setting(None, help="diversity sensitivity, a decimal or fraction (e.g. 0.5, 16/21); "
+                                     "required when k_max > 0", parse=alpha_value)
+    strategy: str = setting("highdiv", help="which incorrect answer groups are fused first", choices=STRATEGIES)
+    seed: int = setting(0, help="seed of y*, the fused errors and their phrases")
+    certainty_prob: float = setting(0.0, help="probability of a certainty phrase after the success phrase",
+                                    check=between(0, 1))
 
     def __post_init__(self):
-        object.__setattr__(self, "k_max", check_k_max(self.k_max))
-        check_strategy(self.strategy)
-        if self.alpha is None:
-            if self.k_max > 0:
-                raise InputError("--alpha: required when --k-max > 0 (give --alpha or --alpha-file)")
-        else:
-            object.__setattr__(self, "alpha", parse_alpha(self.alpha))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
-            raise InputError(f"--seed: must be an integer, got {self.seed!r}")
-        if not (isinstance(self.certainty_prob, (int, float)) and 0.0 <= self.certainty_prob <= 1.0):
-            raise InputError(f"--certainty-prob: must be within [0, 1], got {self.certainty_prob!r}")
+        super().__post_init__()
+        if self.alpha is None and self.k_max > 0:
+            raise InputError("--alpha: required when --k-max > 0 (give --alpha or --alpha-file)")
 
     @property
     def alpha_text(self) -> str | None:
         return None if self.alpha is None else format_alpha(self.alpha)
+
+
+def check_strategy(strategy: str) -> str:
+    return FuseSettings(k_max=0, strategy=strategy).strategy
