@@ -16,8 +16,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -184,6 +185,20 @@ def parse_json_object(text: str, where: str) -> dict:
     if not isinstance(value, dict):
         raise InputError(f"{where}: expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def read_json_file(path: str | os.PathLike, what: str = "file") -> Any:
+    """A JSON file's value; a missing or malformed file raises InputError naming it (``what``
+    says which kind of file, e.g. "alpha file")."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {what} does not exist")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

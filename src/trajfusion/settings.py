@@ -29,8 +29,9 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 from trajfusion.io import InputError, parse_json_object
 

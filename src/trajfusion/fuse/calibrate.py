@@ -6,7 +6,6 @@ The mean is a step function of alpha with its steps at known breakpoints
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import pandas as pd
 from trajfusion.fuse.inputs import validate_verified
 from trajfusion.fuse.selection import problem_statistics
 from trajfusion.fuse.settings import check_k_max, check_strategy, format_alpha, parse_alpha
-from trajfusion.io import InputError
+from trajfusion.io import InputError, read_json_file
 
 
 @dataclass(frozen=True)
@@ -108,13 +107,7 @@ def calibration_record(result: AlphaCalibration, target, k_max: int, strategy: s
 
 
 def read_alpha_file(path: str | Path) -> Fraction:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: alpha file does not exist")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
+    data = read_json_file(path, "alpha file")
     if not isinstance(data, dict) or "alpha" not in data:
         raise InputError(f"{path}: missing field 'alpha'")
     return parse_alpha(data["alpha"], f"{path}: field 'alpha'")
