@@ -12,7 +12,7 @@ import pytest
 from trajfusion import evaluate
 from trajfusion.generation import Completion
 from trajfusion.io import InputError
-from trajfusion.metrics import check_verdicts
+from trajfusion.report.metrics import check_verdicts
 
 PAPER_PHRASES = {
     "error_recognition": ["Wait... that doesn't seem right. Let's try again.",

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trajfusion import metrics
+from trajfusion.report import metrics
 from trajfusion.io import InputError
 
 

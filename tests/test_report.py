@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from trajfusion.io import InputError
-from trajfusion.metrics import problem_scores, summarize_scores
+from trajfusion.report.metrics import problem_scores, summarize_scores
 from trajfusion.report import SMOKE_CAVEAT, build_report, register
 from trajfusion.report import figures, tables
 

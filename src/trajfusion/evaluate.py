@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from trajfusion.io import InputError, artifact_metadata, read_table, sha256_file, write_parquet
-from trajfusion.metrics import VERDICT_COLUMNS
+from trajfusion.report.metrics import VERDICT_COLUMNS
 
 log = logging.getLogger(__name__)
 

@@ -156,7 +156,7 @@ def bootstrap_seed(seed: int, benchmark: str) -> int:
 def evaluate_entries(manifest: dict, paper: dict, n_resamples: int, seed: int) -> list:
     from tqdm import tqdm
 
-    from trajfusion.metrics import check_verdicts, problem_scores, samples_per_problem, summarize_scores
+    from trajfusion.report.metrics import check_verdicts, problem_scores, samples_per_problem, summarize_scores
     from trajfusion.report.tables import EvalResult, match_key
 
     results, cache = [], {}

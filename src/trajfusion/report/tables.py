@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from trajfusion.io import InputError, write_text
-from trajfusion.metrics import Estimate, compare_scores, percentile_interval
+from trajfusion.report.metrics import Estimate, compare_scores, percentile_interval
 
 PERCENT_METRICS = ("pass@1", "avg@k", "maj@k", "pass@k")
 REPORTED, REPRODUCED, DIFF = "reported", "reproduced", "Δ (reproduced − paper)"
