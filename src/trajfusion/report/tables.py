@@ -211,6 +211,9 @@ class TableSpec:
 
 
 def build_table(spec: TableSpec, inputs: Inputs) -> Table:
+    """Pivot the runs listed for ``spec`` beside the paper's rows. Blocks are laid out by
+    ``position``: each paper row, then the run rows matched to it (by ``row_fields``), then
+    the unmatched run rows."""
     notes = [spec.note]
     runs = _table_runs(spec, inputs, notes)
     columns = spec.columns(inputs.paper, runs)
@@ -226,19 +229,21 @@ def build_table(spec: TableSpec, inputs: Inputs) -> Table:
         if block["source"] == REPORTED:
             display.append(_display_row(spec, block, grid.merge(published, on=CELL, how="left"), _reported_text))
             long.append(_long_rows(spec, block, published))
-            continue
-        paper = published[[*CELL, "value"]].rename(columns={"value": "paper"})
-        here = grid.merge(cells[cells["row_id"] == block["row_id"]], on=CELL, how="left").merge(paper, on=CELL,
-                                                                                               how="left")
-        here["diff"] = here["value"] - here["paper"]
-        display.append(_display_row(spec, block, here, _estimate_text))
-        if block["paper_order"] is not None:
-            display.append({**_display_row(spec, block, here, _diff_text), "Source": DIFF})
-        long.append(_long_rows(spec, block, here))
-    long_frame = pd.concat(long, ignore_index=True)
-    for count in ("n_problems", "samples_per_problem"):
-        long_frame[count] = long_frame[count].astype("Int64")
+        else:
+            here = _reproduced_cells(grid, cells[cells["row_id"] == block["row_id"]], published)
+            display.append(_display_row(spec, block, here, _estimate_text))
+            if block["paper_order"] is not None:
+                display.append({**_display_row(spec, block, here, _diff_text), "Source": DIFF})
+            long.append(_long_rows(spec, block, here))
+    long_frame = pd.concat(long, ignore_index=True).astype({"n_problems": "Int64", "samples_per_problem": "Int64"})
     return Table(spec.name, spec.title, inputs.paper[spec.name]["caption"], pd.DataFrame(display), long_frame, notes)
+
+
+def _reproduced_cells(grid: pd.DataFrame, cells: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """Every column of a run row: its cell (NaN if none), the paper's value and the difference."""
+    paper = published[[*CELL, "value"]].rename(columns={"value": "paper"})
+    here = grid.merge(cells, on=CELL, how="left").merge(paper, on=CELL, how="left")
+    return here.assign(diff=here["value"] - here["paper"])
 
 
 def _table_runs(spec: TableSpec, inputs: Inputs, notes: list[str]) -> pd.DataFrame:
@@ -276,7 +281,7 @@ def _run_rows(spec: TableSpec, runs: pd.DataFrame, grid: pd.DataFrame,
               inputs: Inputs) -> tuple[list[dict], pd.DataFrame]:
     """One block per reproduced row (its fields from its first run) and the rows' cells: the
     runs' metrics shown in the table plus the table's derived cells."""
-    rows, cells = [], [pd.DataFrame(columns=[*CELL, *CELL_FIELDS, "row_id"])]
+    rows, cells = [], [pd.DataFrame(columns=["row_id", *CELL, *CELL_FIELDS])]
     shown = runs.merge(grid[CELL], on=CELL)
     for row_id, (_, group) in enumerate(runs.groupby(list(spec.row_fields), sort=False, dropna=False)):
         first = group.iloc[0]
@@ -285,8 +290,8 @@ def _run_rows(spec: TableSpec, runs: pd.DataFrame, grid: pd.DataFrame,
                      "source": REPRODUCED, "label": summary.label, "variant": first["variant_label"],
                      "group": inputs.backbone_label(first["paper_backbone"], first["backbone_label"])})
         derived = pd.DataFrame(summary.cells, columns=[*CELL, "value", "ci_low", "ci_high"])
-        cells += [shown[shown["eval"].isin(group["eval"])][[*CELL, *CELL_FIELDS]], derived]
-        cells[-2:] = [frame.assign(row_id=row_id) for frame in cells[-2:]]
+        measured = shown.loc[shown["eval"].isin(group["eval"]), [*CELL, *CELL_FIELDS]]
+        cells.append(pd.concat([measured, derived], ignore_index=True).assign(row_id=row_id))
     return rows, pd.concat(cells, ignore_index=True)
 
 
