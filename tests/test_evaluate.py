@@ -12,7 +12,8 @@ import pytest
 from trajfusion import evaluate
 from trajfusion.generation import Completion
 from trajfusion.io import InputError
-from trajfusion.metrics import check_verdicts
+from trajfusion.phrases import all_phrases, default_phrases_path
+from trajfusion.report.metrics import check_verdicts
 
 PAPER_PHRASES = {
     "error_recognition": ["Wait... that doesn't seem right. Let's try again.",
@@ -36,7 +37,7 @@ def phrase_file(tmp_path):
 
 @pytest.fixture
 def phrases(phrase_file):
-    return tuple(evaluate.load_phrases(phrase_file))
+    return tuple(all_phrases(phrase_file))
 
 
 @pytest.mark.parametrize("text,count", [
@@ -54,7 +55,7 @@ def test_count_reflections(text, count, phrases):
 
 
 def test_packaged_phrase_file_has_the_papers_phrases():
-    loaded = evaluate.load_phrases(evaluate.default_phrase_file())
+    loaded = all_phrases(default_phrases_path())
     assert sorted(loaded) == sorted(p for group in PAPER_PHRASES.values() for p in group)
 
 
@@ -62,12 +63,12 @@ def test_bad_phrase_files(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("error_recognition: 5\n")
     with pytest.raises(InputError, match="key 'error_recognition': expected a list"):
-        evaluate.load_phrases(path)
+        all_phrases(path)
     path.write_text("- a\n- b\n")
     with pytest.raises(InputError, match="expected a mapping"):
-        evaluate.load_phrases(path)
+        all_phrases(path)
     with pytest.raises(InputError, match="does not exist"):
-        evaluate.load_phrases(tmp_path / "missing.yaml")
+        all_phrases(tmp_path / "missing.yaml")
 
 
 # ------------------------------------------------------------------------ end to end

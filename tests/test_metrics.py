@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trajfusion import metrics
 from trajfusion.io import InputError
+from trajfusion.report import metrics
 
 
 def verdicts(rows: dict[str, list[tuple]]) -> pd.DataFrame:

@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 
 from trajfusion.io import InputError
-from trajfusion.metrics import problem_scores, summarize_scores
-from trajfusion.report import SMOKE_CAVEAT, build_report, register
-from trajfusion.report import figures, tables
+from trajfusion.report import SMOKE_CAVEAT, build_report, figures, paper, register, tables
+from trajfusion.report.metrics import problem_scores, summarize_scores
 
-PAPER = tables.load_paper_results()
+PAPER = paper.load_paper_results()
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -38,10 +37,14 @@ def make_verdicts(n_problems: int, k: int, p_correct: float, seed: int, prefix: 
 def eval_result(entry: dict, df: pd.DataFrame, index: int = 0) -> tables.EvalResult:
     scores = problem_scores(df)
     estimates, dists = summarize_scores(scores, n_resamples=200, seed=index)
-    return tables.EvalResult(index=index, entry=entry, bench=tables.match_key(entry["benchmark"], PAPER["benchmarks"]),
+    return tables.EvalResult(index=index, entry=entry, bench=paper.match_key(entry["benchmark"], PAPER["benchmarks"]),
                              paper_backbone=entry.get("paper_backbone")
-                             or tables.match_key(entry["backbone"], PAPER["backbones"]),
+                             or paper.match_key(entry["backbone"], PAPER["backbones"]),
                              k=int(scores["n"].iloc[0]), scores=scores, estimates=estimates, distributions=dists)
+
+
+def build(spec: tables.TableSpec, results: list, fusion_for=lambda result: None) -> tables.Table:
+    return tables.build_table(spec, tables.Inputs(results, PAPER, fusion_for))
 
 
 def entry(**fields) -> dict:
@@ -62,27 +65,59 @@ def test_paper_table1_rows_and_averages():
     assert [r["label"] for r in rows[10:12]] == ["ICL", "Instruct"]
     for row in rows:
         values = [row["scores"][c] for c in PAPER["table1"]["columns"]]
-        if row["avg"] is None:
+        if row["scores"]["avg"] is None:
             assert row["label"] == "LEMMA" and values[3:] == [None, None, None]
         else:
             # the paper's AVG is the rounded mean of the six transcribed cells
-            assert abs(np.mean(values) - row["avg"]) <= 0.051, row
+            assert abs(np.mean(values) - row["scores"]["avg"]) <= 0.051, row
     tf100 = next(r for r in rows if r["backbone"] == "deepseekmath_7b" and r["method"] == "trajfusion"
-                 and r["train_size"] == "100k")
-    assert tf100["scores"]["theoremqa"] == 34.1 and tf100["avg"] == 52.3
+                 and r["data_size"] == "100k")
+    assert tf100["scores"]["theoremqa"] == 34.1 and tf100["scores"]["avg"] == 52.3
 
 
 def test_paper_tables_2_and_3():
     t2 = PAPER["table2"]["rows"]
     assert [r["label"] for r in t2] == ["TF(k_max=1)", "TF(k_max=2)", "TF(k_max=4)", "TF(k_max=6)", "TF(LowDiv)",
                                         "TF(HighDiv)"]
-    assert [r["n_err"] for r in t2] == [0.62, 1.02, 1.49, 1.74, 1.13, 1.13]
-    assert [r["math"]["tokens"] for r in t2] == [912, 1056, 1173, 1192, 1603, 1056]
-    assert t2[4]["gsm8k"] == {"acc": 72.3, "tokens": 291}
+    assert [r["scores"]["#Err"]["mean_errors"] for r in t2] == [0.62, 1.02, 1.49, 1.74, 1.13, 1.13]
+    assert [r["scores"]["math"]["mean_output_tokens"] for r in t2] == [912, 1056, 1173, 1192, 1603, 1056]
+    assert t2[4]["scores"]["gsm8k"] == {"pass@1": 72.3, "mean_output_tokens": 291}
     t3 = {r["label"]: r["scores"] for r in PAPER["table3"]["rows"]}
     assert t3["RFT(4K)"]["aime25"] == {"pass@1": 10.0, "avg@k": 12.1}
     assert t3["TrajFusion(32K)"]["aime24"] == {"pass@1": 43.3, "avg@k": 40.8}
     assert [t3[k]["math500"]["pass@1"] for k in t3] == [79.4, 82.6, 88.4, 90.4]
+
+
+def test_paper_frame_is_tidy_and_keyed_like_the_runs():
+    frame = paper.paper_frame(PAPER)
+    assert list(frame.columns) == list(paper.PAPER_COLUMNS)
+    assert not frame.duplicated(["table", "order", "column", "metric"]).any()
+    assert frame.groupby("table").size().to_dict() == {"table1": 20 * 7, "table2": 6 * 5, "table3": 4 * 5}
+    lemma = frame[(frame["table"] == "table1") & (frame["paper_row"] == "LEMMA")
+                  & (frame["paper_backbone"] == "deepseekmath_7b")].set_index("column")
+    assert lemma.loc["math", "value"] == 50.6 and lemma.loc[["deepmind_mathematics", "avg"], "value"].isna().all()
+    assert set(lemma["metric"]) == {"pass@1"} and set(lemma["data_size"]) == {"89k"}
+    low = frame[(frame["table"] == "table2") & (frame["paper_row"] == "TF(LowDiv)")]
+    assert low[["column", "metric", "value"]].values.tolist() == [
+        ["gsm8k", "pass@1", 72.3], ["gsm8k", "mean_output_tokens", 291.0], ["math", "pass@1", 40.7],
+        ["math", "mean_output_tokens", 1603.0], ["#Err", "mean_errors", 1.13]]
+    assert set(low["paper_backbone"]) == {"llama3_8b"}
+    rft32 = frame[(frame["table"] == "table3") & (frame["order"] == 2)]
+    assert set(rft32["method"]) == {"rft"} and set(rft32["context"]) == {"32k"} and rft32["value"].tolist() == [
+        40.0, 36.7, 26.7, 27.9, 88.4]
+
+
+def test_metrics_frame_is_one_row_per_evaluation_and_metric():
+    runs = [eval_result(entry(benchmark=b, path=f"{b}.parquet"), make_verdicts(10, 2, 0.5, seed=i, prefix=b), i)
+            for i, b in enumerate(["MATH", "synthetic_arith_test"])]
+    frame = tables.metrics_frame(runs)
+    assert len(frame) == 2 * 6 and frame[["eval", "metric"]].drop_duplicates().shape[0] == 12
+    first = frame[frame["eval"] == 0].set_index("metric")
+    assert first.loc["pass@1", "value"] == pytest.approx(100 * runs[0].scores["pass@1"].mean())
+    assert first.loc["mean_output_tokens", "value"] == pytest.approx(runs[0].scores["mean_output_tokens"].mean())
+    assert set(first["column"]) == {"math"} and set(first["paper_backbone"]) == {"llama3_8b"}
+    assert set(frame.loc[frame["eval"] == 1, "column"]) == {"synthetic_arith_test"}
+    assert (frame["samples_per_problem"] == 2).all() and (frame["tables"] == "table1").all()
 
 
 # ----------------------------------------------------------------------------- tables
@@ -93,16 +128,16 @@ def _reported(display: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_tables_have_the_papers_rows_and_columns_without_runs():
-    t1 = tables.build_table1([], PAPER)
+    t1 = build(tables.TABLE1, [])
     assert list(t1.display.columns) == ["Backbone", "Method", "Variant", "Train size", "Source", "MATH", "GSM8K",
                                         "College", "DM", "Olympiad", "Theorem", "AVG"]
     assert len(_reported(t1.display)) == 20
     assert t1.display.iloc[5].tolist()[:5] == ["LLaMA3-8B", "LEMMA", "", "89k", tables.REPORTED]
     assert t1.display.iloc[5]["DM"] == "—"
-    t2 = tables.build_table2([], PAPER, lambda r: None)
+    t2 = build(tables.TABLE2, [])
     assert list(t2.display.columns)[4:] == ["#Err", "GSM8K Acc", "GSM8K Tokens", "MATH Acc", "MATH Tokens"]
     assert _reported(t2.display)["Strategy"].tolist()[-1] == "TF(HighDiv)"
-    t3 = tables.build_table3([], PAPER)
+    t3 = build(tables.TABLE3, [])
     assert list(t3.display.columns)[4:] == ["AIME24 P@1", "AIME24 Avg@16", "AIME25 P@1", "AIME25 Avg@16",
                                             "MATH-500 P@1"]
     assert _reported(t3.display)["Method"].tolist() == ["RFT(4K)", "TrajFusion(4K)", "RFT(32K)", "TrajFusion(32K)"]
@@ -112,7 +147,7 @@ def test_table1_places_reproduced_rows_beside_the_paper():
     benches = ["math", "gsm8k", "college_math", "deepmind_mathematics", "olympiadbench", "theoremqa"]
     results = [eval_result(entry(benchmark=b), make_verdicts(50, 1, 0.4, seed=i, prefix=b), i)
                for i, b in enumerate(benches)]
-    t1 = tables.build_table1(results, PAPER)
+    t1 = build(tables.TABLE1, results)
     d = t1.display
     at = d.index[(d["Method"] == "Vanilla RFT") & (d["Train size"] == "15k") & (d["Backbone"] == "LLaMA3-8B")]
     assert d.loc[at, "Source"].tolist() == [tables.REPORTED, tables.REPRODUCED, tables.DIFF]
@@ -123,19 +158,19 @@ def test_table1_places_reproduced_rows_beside_the_paper():
     assert reproduced.loc["avg", "value"] == pytest.approx(np.mean(reproduced.loc[benches, "value"]))
     assert reproduced.loc["avg", "ci_low"] < reproduced.loc["avg", "value"] < reproduced.loc["avg", "ci_high"]
     assert d.loc[at[1], "MATH"].startswith(f"{expected_math:.1f} [")
-    with pytest.raises(InputError, match="same table1 cell"):
-        tables.build_table1(results + [eval_result(entry(path="y.parquet"), make_verdicts(5, 1, 0.5, 0), 9)], PAPER)
+    with pytest.raises(InputError, match=r"y.parquet\): same table1 cell as .*x.parquet.* method=.rft., variant=.rft."):
+        build(tables.TABLE1, results + [eval_result(entry(path="y.parquet"), make_verdicts(5, 1, 0.5, 0), 9)])
 
 
 def test_benchmarks_outside_a_table_get_an_extra_column_or_a_note():
     synthetic = eval_result(entry(benchmark="synthetic_arith_test", tables=["table1", "table3"]),
                             make_verdicts(8, 1, 1.0, 0), 0)
-    t1 = tables.build_table1([synthetic], PAPER)
+    t1 = build(tables.TABLE1, [synthetic])
     assert list(t1.display.columns)[-2:] == ["synthetic_arith_test*", "AVG"]
     row = t1.display[t1.display["Source"] == tables.REPRODUCED].iloc[0]
     assert row["synthetic_arith_test*"].startswith("100.0") and row["MATH"] == "—" and row["AVG"] == "—"
     assert _reported(t1.display)["synthetic_arith_test*"].eq("—").all()
-    t3 = tables.build_table3([synthetic], PAPER)
+    t3 = build(tables.TABLE3, [synthetic])
     assert len(t3.display) == 4 and any("synthetic_arith_test" in note for note in t3.notes)
 
 
@@ -144,27 +179,95 @@ def test_table2_and_table3_match_paper_rows():
     runs = [eval_result(entry(tables=["table2"], variant="tf_k4", method="trajfusion", benchmark=b),
                         make_verdicts(30, 1, 0.5, seed=i, prefix=b, tokens=150), i)
             for i, b in enumerate(["gsm8k", "math"])]
-    t2 = tables.build_table2(runs, PAPER, lambda r: info)
+    t2 = build(tables.TABLE2, runs, lambda r: info)
     row = t2.display[(t2.display["Strategy"] == "TF(k_max=4)") & (t2.display["Source"] == tables.DIFF)]
     assert row["#Err"].tolist() == ["+0.01"]
     with pytest.raises(InputError, match="no fusion summary"):
-        tables.build_table2(runs, PAPER, lambda r: None)
+        build(tables.TABLE2, runs)
     # a variant_label naming a paper row selects it (HighDiv also has k_max = 4)
     for r in runs:
         r.entry = dict(r.entry, variant_label="TF(HighDiv)")
-    t2 = tables.build_table2(runs, PAPER, lambda r: info)
+    t2 = build(tables.TABLE2, runs, lambda r: info)
     row = t2.display[(t2.display["Strategy"] == "TF(HighDiv)") & (t2.display["Source"] == tables.DIFF)]
     assert row["#Err"].tolist() == ["+0.37"]
 
     aime = [eval_result(entry(tables=["table3"], backbone="qwen2.5-math-7b", method=m, variant=m, benchmark="aime24",
                               context="32k", path=f"{m}.parquet"), make_verdicts(30, 4, 0.4, seed=i), i)
             for i, m in enumerate(["rft", "trajfusion"])]
-    t3 = tables.build_table3(aime, PAPER)
+    t3 = build(tables.TABLE3, aime)
     rep = t3.long[(t3.long["source"] == tables.REPRODUCED) & (t3.long["row"] == "TrajFusion(32K)")]
     avg = rep[rep["metric"] == "avg@k"].iloc[0]
     assert avg["paper"] == 40.8 and avg["samples_per_problem"] == 4
     assert avg["value"] == pytest.approx(100 * aime[1].scores["avg@k"].mean())
     assert any("k = 4" in note for note in t3.notes)
+
+
+def test_table1_missing_runs_leave_cells_and_avg_empty_but_keep_the_papers_values():
+    results = [eval_result(entry(benchmark=b, method="trajfusion", variant="tf", data_size="100k"),
+                           make_verdicts(20, 1, 0.5, seed=i, prefix=b), i) for i, b in enumerate(["math", "gsm8k"])]
+    t1 = build(tables.TABLE1, results)
+    d = t1.display
+    at = d.index[(d["Method"] == "TrajFusion") & (d["Train size"] == "100k") & (d["Backbone"] == "LLaMA3-8B")]
+    assert d.loc[at, "Source"].tolist() == [tables.REPORTED, tables.REPRODUCED, tables.DIFF]
+    reproduced, diff = d.loc[at[1]], d.loc[at[2]]
+    assert reproduced["MATH"].endswith("]") and reproduced["DM"] == "—" and reproduced["AVG"] == "—"
+    assert diff["GSM8K"].startswith(("+", "-")) and diff["DM"] == "—" and diff["AVG"] == "—"
+    long = t1.long[t1.long["source"] == tables.REPRODUCED].set_index("column")
+    assert math.isnan(long.loc["avg", "value"]) and long.loc["avg", "paper"] == 41.3
+    assert pd.isna(long.loc["theoremqa", "n_problems"]) and long.loc["math", "n_problems"] == 20
+    assert long.loc["theoremqa", "path"] == "" and long.loc["math", "path"] == "x.parquet"
+    assert str(t1.long["n_problems"].dtype) == "Int64"
+
+
+def test_table3_uses_final_checkpoints_beside_the_papers_rows():
+    """Runs at first-epoch checkpoints are listed for Table 3 too (as the rules list every entry
+    of an experiment); only the final ones fill its cells, so they are no second run of a cell."""
+    qwen = {"tables": ["table3", "figure3"], "backbone": "qwen2.5-math-7b", "context": "4k"}
+    runs = []
+    for method in ("rft", "trajfusion"):
+        for checkpoint, seen in (("ckpt-10", 40), ("ckpt-20", 80), ("final", None)):
+            for bench in ("aime24", "math500") if checkpoint == "final" else ("aime24",):
+                runs.append(eval_result(entry(**qwen, method=method, variant=method, benchmark=bench,
+                                              checkpoint=checkpoint, samples_seen=seen,
+                                              path=f"{method}-{checkpoint}-{bench}"),
+                                        make_verdicts(12, 4, 0.5, seed=len(runs), prefix=bench), len(runs)))
+    runs.append(eval_result(entry(tables=["table3"], backbone="llama3-8b", method="rft", variant="rft",
+                                  benchmark="aime24", context="32k", path="llama"), make_verdicts(8, 4, 0.5, 9), 9))
+    t3 = build(tables.TABLE3, runs)
+    d = t3.display
+    assert d[["Method", "Source"]].values.tolist()[:6] == [
+        ["RFT(4K)", tables.REPORTED], ["RFT(4K)", tables.REPRODUCED], ["RFT(4K)", tables.DIFF],
+        ["TrajFusion(4K)", tables.REPORTED], ["TrajFusion(4K)", tables.REPRODUCED], ["TrajFusion(4K)", tables.DIFF]]
+    # a run on another backbone follows the paper's rows, without a difference row
+    assert d.iloc[-1][["Backbone", "Method", "Source"]].tolist() == ["LLaMA3-8B", "RFT(32K)", tables.REPRODUCED]
+    assert d.iloc[1]["AIME25 P@1"] == "—" and d.iloc[2]["AIME25 P@1"] == "—"
+    long = t3.long[(t3.long["source"] == tables.REPRODUCED) & (t3.long["row"] == "TrajFusion(4K)")]
+    final = next(r for r in runs if r.entry["path"] == "trajfusion-final-aime24")
+    p1 = long[(long["column"] == "aime24") & (long["metric"] == "pass@1")].iloc[0]
+    assert p1["path"] == "trajfusion-final-aime24" and p1["paper"] == 23.3
+    assert p1["value"] == pytest.approx(100 * final.scores["pass@1"].mean())
+    assert p1["diff"] == pytest.approx(p1["value"] - 23.3)
+    aime25 = long[long["column"] == "aime25"]
+    assert aime25["value"].isna().all() and aime25["paper"].tolist() == [16.7, 13.8]
+    assert long["column"].tolist() == ["aime24", "aime24", "aime25", "aime25", "math500"]
+    assert any("k = 4" in note for note in t3.notes)
+
+
+def test_table2_long_rows_follow_the_papers_row_then_the_run():
+    info = tables.FusionInfo(mean_errors=0.5, k_max=1, strategy="highdiv", path="s.json")
+    runs = [eval_result(entry(tables=["table2"], variant="tf_k1", method="trajfusion", benchmark=b),
+                        make_verdicts(10, 1, 0.5, seed=i, prefix=b), i) for i, b in enumerate(["math", "gsm8k"])]
+    long = build(tables.TABLE2, runs, lambda r: info).long
+    k1 = long[long["row"] == "TF(k_max=1)"]
+    assert k1[["source", "column", "metric"]].values.tolist() == [
+        [tables.REPORTED, "gsm8k", "pass@1"], [tables.REPORTED, "gsm8k", "mean_output_tokens"],
+        [tables.REPORTED, "math", "pass@1"], [tables.REPORTED, "math", "mean_output_tokens"],
+        [tables.REPORTED, "#Err", "mean_errors"], [tables.REPRODUCED, "#Err", "mean_errors"],
+        [tables.REPRODUCED, "gsm8k", "pass@1"], [tables.REPRODUCED, "gsm8k", "mean_output_tokens"],
+        [tables.REPRODUCED, "math", "pass@1"], [tables.REPRODUCED, "math", "mean_output_tokens"]]
+    err = k1[(k1["source"] == tables.REPRODUCED) & (k1["column"] == "#Err")].iloc[0]
+    assert (err["value"], err["paper"], err["diff"]) == (0.5, 0.62, pytest.approx(0.5 - 0.62))
+    assert list(long["row"].unique()[:2]) == ["TF(k_max=1)", "TF(k_max=2)"]
 
 
 def test_significance_pairs_rft_with_trajfusion():
@@ -173,7 +276,7 @@ def test_significance_pairs_rft_with_trajfusion():
     runs = [eval_result(entry(method="rft", variant="rft", path="a"), base, 0),
             eval_result(entry(method="trajfusion", variant="tf", path="b"), better, 1),
             eval_result(entry(method="trajfusion", variant="tf", benchmark="gsm8k", path="c"), better, 2)]
-    sig = tables.build_significance(runs, n_resamples=300, seed=0)
+    sig = tables.build_significance(tables.Inputs(runs, PAPER), n_resamples=300, seed=0)
     assert len(sig.long) == 1  # the gsm8k run has no RFT partner
     row = sig.long.iloc[0]
     n_wrong = int((~base["correct"]).sum())

@@ -34,11 +34,8 @@ from pathlib import Path
 import pandas as pd
 
 from trajfusion.io import InputError, artifact_metadata, read_table, sha256_file, write_parquet
-from trajfusion.metrics import VERDICT_COLUMNS
 from trajfusion.phrases import all_phrases, default_phrases_path
-
-# Older names, still used by tests/test_evaluate.py and tests/reliability/test_security.py.
-load_phrases, default_phrase_file = all_phrases, default_phrases_path
+from trajfusion.report.metrics import VERDICT_COLUMNS
 
 log = logging.getLogger(__name__)
 

@@ -156,8 +156,9 @@ def bootstrap_seed(seed: int, benchmark: str) -> int:
 def evaluate_entries(manifest: dict, paper: dict, n_resamples: int, seed: int) -> list:
     from tqdm import tqdm
 
-    from trajfusion.metrics import check_verdicts, problem_scores, samples_per_problem, summarize_scores
-    from trajfusion.report.tables import EvalResult, match_key
+    from trajfusion.report.metrics import check_verdicts, problem_scores, samples_per_problem, summarize_scores
+    from trajfusion.report.paper import match_key
+    from trajfusion.report.tables import EvalResult
 
     results, cache = [], {}
     for i, entry in enumerate(tqdm(manifest["evals"], desc="metrics", unit="eval")):
@@ -179,22 +180,17 @@ def evaluate_entries(manifest: dict, paper: dict, n_resamples: int, seed: int) -
 
 METRIC_UNITS = {"pass@1": "percent", "avg@k": "percent", "maj@k": "percent", "pass@k": "percent",
                 "mean_output_tokens": "tokens", "mean_reflections": "reflections per response"}
-ENTRY_FIELDS = ("experiment", "backbone", "variant", "method", "pool", "data_size", "context", "checkpoint",
-                "samples_seen", "benchmark", "path")
 
 
-def metrics_frame(results: list, caveat: str | None) -> pd.DataFrame:
-    rows = []
-    for r in results:
-        for metric, unit in METRIC_UNITS.items():
-            est = r.estimate(metric)
-            rows.append({**{f: r.entry[f] for f in ENTRY_FIELDS}, "tables": " ".join(r.entry["tables"]),
-                         "n_problems": len(r.scores), "samples_per_problem": r.k,
-                         "metric": metric if metric != "pass@k" else f"pass@{r.k}", "value": est.value,
-                         "ci_low": est.ci_low, "ci_high": est.ci_high, "unit": unit})
-    frame = pd.DataFrame(rows, columns=[*ENTRY_FIELDS, "tables", "n_problems", "samples_per_problem", "metric",
-                                        "value", "ci_low", "ci_high", "unit"])
-    frame["samples_seen"] = frame["samples_seen"].astype("Int64")
+def metrics_csv(metrics: pd.DataFrame, caveat: str | None) -> pd.DataFrame:
+    """``metrics.csv``: the tidy metrics frame's run fields and estimates, pass@k named by its k."""
+    from trajfusion.report.tables import RUN_FIELDS
+
+    pass_k = "pass@" + metrics["samples_per_problem"].astype(str)
+    frame = metrics.assign(metric=metrics["metric"].mask(metrics["metric"] == "pass@k", pass_k),
+                           unit=metrics["metric"].map(METRIC_UNITS))
+    frame = frame[[*RUN_FIELDS, "tables", "n_problems", "samples_per_problem", "metric", "value", "ci_low", "ci_high",
+                   "unit"]]
     return frame.assign(caveat=caveat) if caveat else frame
 
 
@@ -284,23 +280,23 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
                  gpu_patterns: list | None = None) -> dict[str, list[Path]]:
     """Write every report output; returns the written paths by section."""
     from trajfusion.report import figures, tables
+    from trajfusion.report.paper import load_paper_results
 
     source, out_dir = str(manifest_path), Path(out_dir)
     manifest = load_manifest(manifest_path)
-    paper = tables.load_paper_results(paper_results)
+    paper = load_paper_results(paper_results)
     check_paper_backbones(manifest, paper, source)
     caveat = SMOKE_CAVEAT if manifest["smoke_test"] else None
     results = evaluate_entries(manifest, paper, n_resamples, seed)
-    fusion_for = load_fusion(manifest, source)
+    inputs = tables.Inputs(results, paper, load_fusion(manifest, source))
 
     outputs: dict[str, list[Path]] = {"Tables": [], "Significance": [], "Figures": [], "Metrics": [], "Cost": []}
-    for table in (tables.build_table1(results, paper), tables.build_table2(results, paper, fusion_for),
-                  tables.build_table3(results, paper)):
-        outputs["Tables"] += tables.write_table(table, out_dir, caveat)
-    outputs["Significance"] += tables.write_table(tables.build_significance(results, n_resamples, seed), out_dir,
+    for spec in tables.TABLES:
+        outputs["Tables"] += tables.write_table(tables.build_table(spec, inputs), out_dir, caveat)
+    outputs["Significance"] += tables.write_table(tables.build_significance(inputs, n_resamples, seed), out_dir,
                                                   caveat)
     metrics_path = out_dir / "metrics.csv"
-    write_text(metrics_frame(results, caveat).to_csv(index=False, lineterminator="\n"), metrics_path)
+    write_text(metrics_csv(inputs.metrics, caveat).to_csv(index=False, lineterminator="\n"), metrics_path)
     outputs["Metrics"].append(metrics_path)
     if cost_dir is not None:
         outputs["Cost"] += write_cost(cost_dir, gpu_patterns or [], out_dir, caveat)

@@ -1,31 +1,40 @@
-"""Tables 1-3 of the paper and the RFT-vs-TrajFusion significance table.
+"""Tables 1-3 of the paper and the RFT-vs-TrajFusion significance table, as pivots of tidy frames.
 
-Each table is built twice: ``display`` (strings, laid out like the paper, with the paper's
-reported rows, reproduced rows carrying 95% bootstrap intervals, and difference rows) for
-Markdown and LaTeX, and ``long`` (one numeric row per cell) for CSV. Accuracies are in
+Two tidy frames meet here: the evaluations' metrics (``metrics_frame``: one row per manifest
+evaluation x metric, in report units, with the run's named fields) and the paper's numbers
+(``paper.paper_frame``: one row per paper table x row x column x metric, keyed by the same
+field names). A table is a declaration (``TableSpec``): its runs (listed for it, final
+checkpoint, its benchmarks), the fields that make a row, its columns, and the fields that
+match a row to one of the paper's. ``build_table`` pivots any declaration into ``display``
+(strings laid out like the paper: reported rows, reproduced rows carrying 95% bootstrap
+intervals, difference rows; for Markdown and LaTeX) and ``long`` (one numeric row per cell,
+for CSV), and ``write_table`` renders any table to .md, .csv and .tex. Accuracies are in
 percent, as in the paper.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from trajfusion.io import InputError, write_text
-from trajfusion.metrics import Estimate, compare_scores, percentile_interval
+from trajfusion.report.metrics import SUMMARY_METRICS, Estimate, compare_scores, percentile_interval
+from trajfusion.report.paper import normalize_name, paper_frame
 
 PERCENT_METRICS = ("pass@1", "avg@k", "maj@k", "pass@k")
 REPORTED, REPRODUCED, DIFF = "reported", "reproduced", "Δ (reproduced − paper)"
 METHOD_LABELS = {"rft": "Vanilla RFT", "trajfusion": "TrajFusion"}
+RUN_FIELDS = ("experiment", "backbone", "variant", "method", "pool", "data_size", "context", "checkpoint",
+              "samples_seen", "benchmark", "path")
+METRICS_COLUMNS = ("eval", "where", *RUN_FIELDS, "tables", "paper_backbone", "backbone_label", "variant_label",
+                   "column", "n_problems", "samples_per_problem", "metric", "value", "ci_low", "ci_high")
+CELL = ["column", "metric"]
+CELL_FIELDS = ("value", "ci_low", "ci_high", "n_problems", "samples_per_problem", "path")
 LONG_COLUMNS = ("table", "group", "row", "variant", "source", "column", "metric", "value", "ci_low", "ci_high",
                 "paper", "diff", "n_problems", "samples_per_problem", "path")
 
@@ -69,6 +78,52 @@ class EvalResult:
         return self.distributions[metric] * (100.0 if metric in PERCENT_METRICS else 1.0)
 
 
+def metrics_frame(results: list[EvalResult]) -> pd.DataFrame:
+    """The tidy metrics frame: one row per evaluation x metric, in report units; ``eval`` is
+    the evaluation's position in ``results``, ``tables`` the tables it is listed for."""
+    rows = []
+    for position, result in enumerate(results):
+        entry = result.entry
+        run = {"eval": position, "where": result.where, **{f: entry[f] for f in RUN_FIELDS},
+               "tables": " ".join(entry["tables"]), "paper_backbone": result.paper_backbone or "",
+               "backbone_label": str(entry.get("backbone_label") or entry["backbone"]),
+               "variant_label": result.variant_label, "column": result.column, "n_problems": len(result.scores),
+               "samples_per_problem": result.k}
+        for metric in SUMMARY_METRICS:
+            est = result.estimate(metric)
+            rows.append({**run, "metric": metric, "value": est.value, "ci_low": est.ci_low, "ci_high": est.ci_high})
+    frame = pd.DataFrame(rows, columns=list(METRICS_COLUMNS))
+    frame["samples_seen"] = frame["samples_seen"].astype("Int64")
+    return frame
+
+
+@dataclass(frozen=True)
+class FusionInfo:
+    mean_errors: float
+    k_max: int | None
+    strategy: str | None
+    path: str
+
+
+@dataclass
+class Inputs:
+    """What the tables are pivoted from: the evaluations, the paper's numbers and a lookup of
+    a run's fusion summary (None if absent)."""
+
+    results: list[EvalResult]
+    paper: dict
+    fusion_for: Callable[[EvalResult], FusionInfo | None] = lambda result: None
+    metrics: pd.DataFrame = field(init=False)
+    paper_cells: pd.DataFrame = field(init=False)
+
+    def __post_init__(self):
+        self.metrics = metrics_frame(self.results)
+        self.paper_cells = paper_frame(self.paper)
+
+    def backbone_label(self, paper_backbone: str, backbone_label: str) -> str:
+        return self.paper["backbones"][paper_backbone]["label"] if paper_backbone else backbone_label
+
+
 @dataclass
 class Table:
     name: str
@@ -77,45 +132,6 @@ class Table:
     display: pd.DataFrame
     long: pd.DataFrame
     notes: list[str] = field(default_factory=list)
-
-
-# ----------------------------------------------------------------- paper results and names
-
-
-def default_paper_results() -> Path:
-    return Path(str(resources.files("trajfusion") / "resources" / "paper_results.yaml"))
-
-
-@lru_cache(maxsize=4)
-def _load_yaml(path: str) -> dict:
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
-
-
-def load_paper_results(path: str | Path | None = None) -> dict:
-    path = Path(path) if path else default_paper_results()
-    if not path.exists():
-        raise InputError(f"{path}: paper results file does not exist")
-    data = _load_yaml(str(path))
-    for key in ("benchmarks", "backbones", "table1", "table2", "table3"):
-        if not isinstance(data, dict) or key not in data:
-            raise InputError(f"{path}: missing top-level key {key!r}")
-    return data
-
-
-def normalize_name(name) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(name).lower())
-
-
-def match_key(name: str | None, section: dict) -> str | None:
-    """The key of ``section`` whose own name or one of whose aliases equals ``name`` (normalized)."""
-    if name is None:
-        return None
-    wanted = normalize_name(name)
-    for key, spec in section.items():
-        if wanted == normalize_name(key) or wanted in {normalize_name(a) for a in spec.get("aliases", [])}:
-            return key
-    return None
 
 
 # ----------------------------------------------------------------------- cell formatting
@@ -147,146 +163,227 @@ def fmt_p(p: float) -> str:
     return f"{p:.3g}" if p >= 1e-4 else f"{p:.1e}"
 
 
-def _num(value) -> float:
-    return math.nan if value is None else float(value)
+# ------------------------------------------------------------------------ declarations
 
 
-def _long_row(table: str, group: str, row: str, variant: str, source: str, column: str, metric: str,
-              est: Estimate | None, paper=None, result: EvalResult | None = None) -> dict:
-    value = est.value if est is not None else math.nan
-    return {
-        "table": table, "group": group, "row": row, "variant": variant, "source": source, "column": column,
-        "metric": metric, "value": value,
-        "ci_low": est.ci_low if est is not None else math.nan,
-        "ci_high": est.ci_high if est is not None else math.nan,
-        "paper": _num(paper), "diff": value - _num(paper) if paper is not None else math.nan,
-        "n_problems": len(result.scores) if result else pd.NA,
-        "samples_per_problem": result.k if result else pd.NA,
-        "path": result.entry["path"] if result else "",
-    }
+@dataclass(frozen=True)
+class Column:
+    """A table column: the cell ``metric`` of benchmark (or derived column) ``column``."""
+
+    column: str
+    metric: str
+    label: str
+    digits: int = 1
 
 
-# ------------------------------------------------------------------ grouping reproduced runs
+@dataclass(frozen=True)
+class RowSummary:
+    """What a table adds to one reproduced row: its label when no paper row matches, fields
+    to match the paper's rows with, and derived cells (column, metric, value, ci_low, ci_high)."""
+
+    label: str
+    fields: dict = field(default_factory=dict)
+    cells: list[dict] = field(default_factory=list)
 
 
-def group_results(results: list[EvalResult], table: str, key, allowed: list[str] | None,
-                  notes: list[str]) -> dict[tuple, dict[str, EvalResult]]:
-    """Final-checkpoint runs listed for ``table``, grouped into rows by ``key(result)`` and
-    keyed by column. Runs on a benchmark outside ``allowed`` (None: any) are left out with a
-    note; two runs for one cell are an error."""
-    rows: dict[tuple, dict[str, EvalResult]] = {}
-    skipped = set()
-    for result in results:
-        if not result.in_table(table) or result.entry["checkpoint"] != "final":
-            continue
-        if allowed is not None and result.column not in allowed:
-            skipped.add(result.column)
-            continue
-        cells = rows.setdefault(key(result), {})
-        if result.column in cells:
-            raise InputError(f"{result.where}: same {table} cell as {cells[result.column].where} "
-                             f"(row {key(result)}, benchmark {result.column!r})")
-        cells[result.column] = result
-    if skipped:
-        notes.append(f"Not shown (no column in this table; see metrics.csv): {', '.join(sorted(skipped))}.")
-    return rows
+@dataclass(frozen=True)
+class TableSpec:
+    """One table as a pivot: ``headers`` are (display header, row field) pairs; runs with the
+    same ``row_fields`` form a reproduced row, placed after the paper row that agrees on
+    ``paper_backbone`` and ``match_fields``, or at the end sorted by ``unmatched_order``
+    (``mirror`` being the first paper row that agrees on ``match_fields`` alone) then by
+    ``row_fields``."""
+
+    name: str
+    title: str
+    note: str
+    headers: tuple[tuple[str, str], ...]
+    row_fields: tuple[str, ...]
+    match_fields: tuple[str, ...]
+    benchmarks: Callable[[dict], list[str] | None]
+    columns: Callable[[dict, pd.DataFrame], list[Column]]
+    summarize: Callable[[pd.DataFrame, Inputs], RowSummary]
+    unmatched_order: tuple[str, ...] = ()
+    extra_notes: Callable[[list[Column], pd.DataFrame], list[str]] = lambda columns, cells: []
 
 
-def _any(cells: dict[str, EvalResult]) -> EvalResult:
-    return next(iter(cells.values()))
+# ----------------------------------------------------------------------- the pivot
 
 
-def _backbone_label(result: EvalResult, paper: dict) -> str:
-    if result.paper_backbone:
-        return paper["backbones"][result.paper_backbone]["label"]
-    return str(result.entry.get("backbone_label") or result.entry["backbone"])
+def build_table(spec: TableSpec, inputs: Inputs) -> Table:
+    """Pivot the runs listed for ``spec`` beside the paper's rows. Blocks are laid out by
+    ``position``: each paper row, then the run rows matched to it (by ``row_fields``), then
+    the unmatched run rows."""
+    notes = [spec.note]
+    runs = _table_runs(spec, inputs, notes)
+    columns = spec.columns(inputs.paper, runs)
+    grid = pd.DataFrame([asdict(c) for c in columns], columns=["column", "metric", "label", "digits"])
+    paper_cells = inputs.paper_cells[inputs.paper_cells["table"] == spec.name]
+    run_rows, cells = _run_rows(spec, runs, grid, inputs)
+    paper_rows = _paper_rows(inputs, paper_cells)
+    blocks = sorted(paper_rows + [_place(spec, row, paper_rows) for row in run_rows], key=lambda b: b["position"])
+    notes += spec.extra_notes(columns, cells)
+    display, long = [], []
+    for block in blocks:
+        published = paper_cells[paper_cells["order"] == block["paper_order"]]
+        if block["source"] == REPORTED:
+            display.append(_display_row(spec, block, grid.merge(published, on=CELL, how="left"), _reported_text))
+            long.append(_long_rows(spec, block, published))
+        else:
+            here = _reproduced_cells(grid, cells[cells["row_id"] == block["row_id"]], published)
+            display.append(_display_row(spec, block, here, _estimate_text))
+            if block["paper_order"] is not None:
+                display.append({**_display_row(spec, block, here, _diff_text), "Source": DIFF})
+            long.append(_long_rows(spec, block, here))
+    long_frame = pd.concat(long, ignore_index=True).astype({"n_problems": "Int64", "samples_per_problem": "Int64"})
+    return Table(spec.name, spec.title, inputs.paper[spec.name]["caption"], pd.DataFrame(display), long_frame, notes)
 
 
-def _mean_estimate(results: list[EvalResult], metric: str) -> Estimate:
-    """Mean over benchmarks; its interval averages the (independent) per-benchmark bootstraps."""
-    value = float(np.mean([r.estimate(metric).value for r in results]))
-    dists = [r.distribution(metric) for r in results]
-    if any(len(d) == 0 for d in dists):
-        return Estimate(value, math.nan, math.nan)
-    return Estimate(value, *percentile_interval(np.mean(dists, axis=0)))
+def _reproduced_cells(grid: pd.DataFrame, cells: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
+    """Every column of a run row: its cell (NaN if none), the paper's value and the difference."""
+    paper = published[[*CELL, "value"]].rename(columns={"value": "paper"})
+    here = grid.merge(cells, on=CELL, how="left").merge(paper, on=CELL, how="left")
+    return here.assign(diff=here["value"] - here["paper"])
+
+
+def _table_runs(spec: TableSpec, inputs: Inputs, notes: list[str]) -> pd.DataFrame:
+    """The final-checkpoint runs listed for the table, on its benchmarks (others get a note);
+    two runs for one cell are an error."""
+    m = inputs.metrics
+    runs = m[m["tables"].str.split().map(lambda names: spec.name in names) & (m["checkpoint"] == "final")]
+    allowed = spec.benchmarks(inputs.paper)
+    if allowed is not None:
+        skipped = sorted(set(runs["column"]) - set(allowed))
+        if skipped:
+            notes.append(f"Not shown (no column in this table; see metrics.csv): {', '.join(skipped)}.")
+        runs = runs[runs["column"].isin(allowed)]
+    evals = runs.drop_duplicates("eval")
+    cell_key = [*spec.row_fields, "column"]
+    twice = evals[evals.duplicated(cell_key)]
+    if len(twice):
+        second = twice.iloc[0]
+        first = evals[(evals[cell_key] == second[cell_key]).all(axis=1)].iloc[0]
+        row = ", ".join(f"{f}={second[f]!r}" for f in spec.row_fields)
+        raise InputError(f"{second['where']}: same {spec.name} cell as {first['where']} "
+                         f"(row {row}, benchmark {second['column']!r})")
+    return runs
+
+
+def _paper_rows(inputs: Inputs, paper_cells: pd.DataFrame) -> list[dict]:
+    """One block per paper row: its named fields and header values."""
+    rows = paper_cells.drop_duplicates("order").drop(columns=["column", "metric", "value"])
+    return [{**row, "source": REPORTED, "paper_order": row["order"], "label": row["paper_row"], "variant": "",
+             "group": inputs.backbone_label(row["paper_backbone"], ""), "position": (row["order"], 0, ())}
+            for row in rows.to_dict("records")]
+
+
+def _run_rows(spec: TableSpec, runs: pd.DataFrame, grid: pd.DataFrame,
+              inputs: Inputs) -> tuple[list[dict], pd.DataFrame]:
+    """One block per reproduced row (its fields from its first run) and the rows' cells: the
+    runs' metrics shown in the table plus the table's derived cells."""
+    rows, cells = [], [pd.DataFrame(columns=["row_id", *CELL, *CELL_FIELDS])]
+    shown = runs.merge(grid[CELL], on=CELL)
+    for row_id, (_, group) in enumerate(runs.groupby(list(spec.row_fields), sort=False, dropna=False)):
+        first = group.iloc[0]
+        summary = spec.summarize(group, inputs)
+        rows.append({**{f: first[f] for f in spec.row_fields}, **summary.fields, "row_id": row_id,
+                     "source": REPRODUCED, "label": summary.label, "variant": first["variant_label"],
+                     "group": inputs.backbone_label(first["paper_backbone"], first["backbone_label"])})
+        derived = pd.DataFrame(summary.cells, columns=[*CELL, "value", "ci_low", "ci_high"])
+        measured = shown.loc[shown["eval"].isin(group["eval"]), [*CELL, *CELL_FIELDS]]
+        cells.append(pd.concat([measured, derived], ignore_index=True).assign(row_id=row_id))
+    return rows, pd.concat(cells, ignore_index=True)
+
+
+def _agrees(row: dict, paper_rows: list[dict], fields: tuple[str, ...]) -> list[dict]:
+    """The paper rows whose ``fields`` equal the run row's (names compared normalized)."""
+    def same(a, b) -> bool:
+        return a is not None and b is not None and not pd.isna(a) and not pd.isna(b) \
+            and normalize_name(a) == normalize_name(b)
+
+    return [p for p in paper_rows if all(same(row.get(f), p.get(f)) for f in fields)]
+
+
+def _place(spec: TableSpec, row: dict, paper_rows: list[dict]) -> dict:
+    """A run row matched to its paper row (taking that row's label) and its layout position."""
+    key = tuple(row[f] for f in spec.row_fields)
+    match = _agrees(row, paper_rows, ("paper_backbone", *spec.match_fields))
+    if match:
+        order = match[0]["order"]
+        return {**row, "label": match[0]["paper_row"], "paper_order": order, "position": (order, 1, key)}
+    mirror = _agrees(row, paper_rows, spec.match_fields)
+    row = {**row, "mirror": mirror[0]["order"] if mirror else len(paper_rows), "paper_order": None}
+    return {**row, "position": (len(paper_rows), 1, (*(row[f] for f in spec.unmatched_order), *key))}
+
+
+def _reported_text(cell) -> str:
+    return _fmt(cell.value, cell.digits)
+
+
+def _estimate_text(cell) -> str:
+    return "—" if pd.isna(cell.value) else fmt_estimate(Estimate(cell.value, cell.ci_low, cell.ci_high), cell.digits)
+
+
+def _diff_text(cell) -> str:
+    return fmt_diff(cell.diff, cell.digits)
+
+
+def _display_row(spec: TableSpec, block: dict, cells: pd.DataFrame, text: Callable) -> dict:
+    header = {title: block.get(name) for title, name in spec.headers}
+    header = {title: "—" if value is None or pd.isna(value) else value for title, value in header.items()}
+    return {**header, "Source": block["source"], **{cell.label: text(cell) for cell in cells.itertuples()}}
+
+
+def _long_rows(spec: TableSpec, block: dict, cells: pd.DataFrame) -> pd.DataFrame:
+    """The block's cells as CSV rows; columns a reported row lacks are empty."""
+    long = cells.reindex(columns=[*CELL, *CELL_FIELDS, "paper", "diff"])
+    long = long.assign(table=spec.name, group=block["group"], row=block["label"], variant=block["variant"],
+                       source=block["source"], path=long["path"].astype(object).fillna(""))
+    return long[list(LONG_COLUMNS)]
 
 
 # ---------------------------------------------------------------------------- Table 1
 
 
-def build_table1(results: list[EvalResult], paper: dict) -> Table:
-    spec = paper["table1"]
-    paper_cols = list(spec["columns"])
-    notes = ["Pass@1 of the first sample per problem; reproduced cells show the 95% percentile bootstrap "
-             "interval over problems. AVG is the mean of the paper's six benchmarks (shown only when all six "
-             "were evaluated); its interval averages the per-benchmark bootstrap replicates."]
-    groups = group_results(results, "table1", lambda r: (r.paper_backbone or "", str(r.entry["backbone"]),
-                                                         r.entry["method"], r.entry["variant"],
-                                                         str(r.entry["data_size"])), None, notes)
-    extra = sorted({c for cells in groups.values() for c in cells} - set(paper_cols))
-    cols = paper_cols + extra
-    labels = [paper["benchmarks"][c]["label"] for c in paper_cols] + [f"{c}*" for c in extra]
-    if extra:
-        notes.append("* Benchmark not in the paper's Table 1.")
-    display, long, used = [], [], set()
+def _table1_columns(paper: dict, runs: pd.DataFrame) -> list[Column]:
+    """The paper's six benchmarks, then any other benchmark with runs (marked "*"), then AVG."""
+    paper_columns = paper["table1"]["columns"]
+    extra = sorted(set(runs["column"]) - set(paper_columns))
+    return [*(Column(c, "pass@1", paper["benchmarks"][c]["label"]) for c in paper_columns),
+            *(Column(c, "pass@1", f"{c}*") for c in extra), Column("avg", "pass@1", "AVG")]
 
-    def add_reported(prow):
-        group = paper["backbones"][prow["backbone"]]["label"]
-        cells = {lab: _fmt(prow["scores"].get(c)) for c, lab in zip(cols, labels)}
-        display.append({"Backbone": group, "Method": prow["label"], "Variant": "", "Train size":
-                        prow["train_size"] or "—", "Source": REPORTED, **cells, "AVG": _fmt(prow.get("avg"))})
-        for c in (*paper_cols, "avg"):
-            value = prow.get("avg") if c == "avg" else prow["scores"].get(c)
-            long.append(_long_row("table1", group, prow["label"], "", REPORTED, c, "pass@1",
-                                  Estimate(_num(value), math.nan, math.nan)))
 
-    def add_reproduced(key, prow):
-        cells_by_bench = groups[key]
-        first = _any(cells_by_bench)
-        group, method = _backbone_label(first, paper), METHOD_LABELS.get(key[2], key[2])
-        ests = {c: cells_by_bench[c].estimate("pass@1") for c in cols if c in cells_by_bench}
-        avg = _mean_estimate([cells_by_bench[c] for c in paper_cols], "pass@1") \
-            if all(c in ests for c in paper_cols) else None
-        variant = first.variant_label
-        base = {"Backbone": group, "Method": method, "Variant": variant, "Train size": key[4]}
-        display.append({**base, "Source": REPRODUCED, **{lab: fmt_estimate(ests.get(c)) for c, lab in
-                                                         zip(cols, labels)}, "AVG": fmt_estimate(avg)})
-        for c in cols:
-            paper_value = prow["scores"].get(c) if prow else None
-            long.append(_long_row("table1", group, method, variant, REPRODUCED, c, "pass@1", ests.get(c),
-                                  paper_value, cells_by_bench.get(c)))
-        long.append(_long_row("table1", group, method, variant, REPRODUCED, "avg", "pass@1", avg,
-                              prow.get("avg") if prow else None))
-        if prow:
-            diffs = {lab: fmt_diff(ests[c].value - prow["scores"][c]) if c in ests and prow["scores"].get(c)
-                     is not None else "—" for c, lab in zip(cols, labels)}
-            avg_diff = avg.value - prow["avg"] if avg is not None and prow.get("avg") is not None else None
-            display.append({**base, "Source": DIFF, **diffs, "AVG": fmt_diff(avg_diff)})
-        used.add(key)
+def _table1_row(runs: pd.DataFrame, inputs: Inputs) -> RowSummary:
+    """AVG over the paper's six benchmarks, when all six were evaluated; its interval averages
+    the (independent) per-benchmark bootstrap replicates."""
+    pass1 = runs[runs["metric"] == "pass@1"].set_index("column")
+    method = runs["method"].iloc[0]
+    paper_columns = inputs.paper["table1"]["columns"]
+    if not set(paper_columns) <= set(pass1.index):
+        return RowSummary(METHOD_LABELS.get(method, method))
+    value = float(np.mean([pass1.loc[c, "value"] for c in paper_columns]))
+    dists = [inputs.results[pass1.loc[c, "eval"]].distribution("pass@1") for c in paper_columns]
+    low, high = (math.nan, math.nan) if any(len(d) == 0 for d in dists) else percentile_interval(np.mean(dists, axis=0))
+    return RowSummary(METHOD_LABELS.get(method, method),
+                      cells=[{"column": "avg", "metric": "pass@1", "value": value, "ci_low": low, "ci_high": high}])
 
-    for prow in spec["rows"]:
-        add_reported(prow)
-        if prow["method"] is None:
-            continue
-        for key in sorted(groups):
-            if (key[0], key[2], normalize_name(key[4])) == (prow["backbone"], prow["method"],
-                                                            normalize_name(prow["train_size"])):
-                add_reproduced(key, prow)
-    for key in sorted(set(groups) - used):
-        add_reproduced(key, None)
-    return Table("table1", "Table 1", spec["caption"], pd.DataFrame(display), pd.DataFrame(long, columns=LONG_COLUMNS),
-                 notes)
+
+def _table1_notes(columns: list[Column], cells: pd.DataFrame) -> list[str]:
+    return ["* Benchmark not in the paper's Table 1."] if any(c.label.endswith("*") for c in columns) else []
+
+
+TABLE1 = TableSpec(
+    name="table1", title="Table 1",
+    note="Pass@1 of the first sample per problem; reproduced cells show the 95% percentile bootstrap interval over "
+         "problems. AVG is the mean of the paper's six benchmarks (shown only when all six were evaluated); its "
+         "interval averages the per-benchmark bootstrap replicates.",
+    headers=(("Backbone", "group"), ("Method", "label"), ("Variant", "variant"), ("Train size", "data_size")),
+    row_fields=("paper_backbone", "backbone", "method", "variant", "data_size"),
+    match_fields=("method", "data_size"),
+    benchmarks=lambda paper: None, columns=_table1_columns, summarize=_table1_row, extra_notes=_table1_notes)
 
 
 # ---------------------------------------------------------------------------- Table 2
-
-
-@dataclass(frozen=True)
-class FusionInfo:
-    mean_errors: float
-    k_max: int | None
-    strategy: str | None
-    path: str
 
 
 def table2_paper_row(result: EvalResult, info: FusionInfo | None, spec: dict) -> dict | None:
@@ -311,159 +408,72 @@ def table2_paper_row(result: EvalResult, info: FusionInfo | None, spec: dict) ->
     return next((r for r in rows if r["strategy"] is None and r["k_max"] == info.k_max), None)
 
 
-def build_table2(results: list[EvalResult], paper: dict,
-                 fusion_for: Callable[[EvalResult], FusionInfo | None]) -> Table:
-    """``fusion_for(result)`` gives the fusion summary of a run's training data (None if absent)."""
-    spec = paper["table2"]
-    benches = list(spec["benchmarks"])
-    bench_labels = {b: paper["benchmarks"][b]["label"] for b in benches}
-    notes = ["#Err: mean number of fused incorrect trajectories per training example, from the fusion "
-             "summary (0 for vanilla RFT). Acc: Pass@1 of the first sample; Tokens: mean generated tokens "
-             "over all samples; intervals are 95% percentile bootstrap intervals over problems."]
-    groups = group_results(results, "table2", lambda r: (r.paper_backbone or "", str(r.entry["backbone"]),
-                                                         r.entry["method"], r.entry["variant"],
-                                                         str(r.entry["data_size"]), str(r.entry["pool"])), benches,
-                           notes)
-    reproduced_by_row: dict[str, list] = {}
-    unmatched = []
-    for key in sorted(groups):
-        first = _any(groups[key])
-        info = fusion_for(first)
-        if key[2] == "trajfusion" and info is None:
-            raise InputError(f"{first.where}: no fusion summary in the manifest for pool {key[5]!r}, "
-                             f"variant {key[3]!r} (needed for Table 2's #Err)")
-        like = table2_paper_row(first, info, spec)  # the row this run mirrors, on any backbone
-        if key[0] == spec["backbone"] and like is not None:
-            reproduced_by_row.setdefault(like["label"], []).append((key, info, like))
-        else:
-            order = spec["rows"].index(like) if like is not None else len(spec["rows"])
-            unmatched.append((order, key, info))
-    unmatched.sort(key=lambda item: item[:2])
-
-    display, long = [], []
-    paper_group = paper["backbones"][spec["backbone"]]["label"]
-
-    def add_reported(prow):
-        cells = {"#Err": _fmt(prow["n_err"], 2)}
-        for b in benches:
-            cells[f"{bench_labels[b]} Acc"] = _fmt(prow[b]["acc"])
-            cells[f"{bench_labels[b]} Tokens"] = _fmt(prow[b]["tokens"], 0)
-            long.append(_long_row("table2", paper_group, prow["label"], "", REPORTED, b, "pass@1",
-                                  Estimate(prow[b]["acc"], math.nan, math.nan)))
-            long.append(_long_row("table2", paper_group, prow["label"], "", REPORTED, b, "mean_output_tokens",
-                                  Estimate(prow[b]["tokens"], math.nan, math.nan)))
-        long.append(_long_row("table2", paper_group, prow["label"], "", REPORTED, "#Err", "mean_errors",
-                              Estimate(prow["n_err"], math.nan, math.nan)))
-        display.append({"Backbone": paper_group, "Strategy": prow["label"], "Variant": "", "Source": REPORTED,
-                        **cells})
-
-    def add_reproduced(key, info, prow):
-        cells_by_bench = groups[key]
-        first = _any(cells_by_bench)
-        group, variant = _backbone_label(first, paper), first.variant_label
-        label = prow["label"] if prow else _table2_label(key[2], info)
-        n_err = 0.0 if key[2] == "rft" else info.mean_errors
-        cells, diffs = {"#Err": _fmt(n_err, 2)}, {"#Err": fmt_diff(n_err - prow["n_err"], 2) if prow else "—"}
-        long.append(_long_row("table2", group, label, variant, REPRODUCED, "#Err", "mean_errors",
-                              Estimate(n_err, math.nan, math.nan), prow["n_err"] if prow else None))
-        for b in benches:
-            result = cells_by_bench.get(b)
-            for metric, name, digits, paper_field in (("pass@1", "Acc", 1, "acc"),
-                                                      ("mean_output_tokens", "Tokens", 0, "tokens")):
-                est = result.estimate(metric) if result else None
-                paper_value = prow[b][paper_field] if prow else None
-                cells[f"{bench_labels[b]} {name}"] = fmt_estimate(est, digits)
-                diffs[f"{bench_labels[b]} {name}"] = fmt_diff(est.value - paper_value, digits) \
-                    if est is not None and paper_value is not None else "—"
-                long.append(_long_row("table2", group, label, variant, REPRODUCED, b, metric, est, paper_value,
-                                      result))
-        base = {"Backbone": group, "Strategy": label, "Variant": variant}
-        display.append({**base, "Source": REPRODUCED, **cells})
-        if prow:
-            display.append({**base, "Source": DIFF, **diffs})
-
-    for prow in spec["rows"]:
-        add_reported(prow)
-        for key, info, _ in reproduced_by_row.get(prow["label"], []):
-            add_reproduced(key, info, prow)
-    for _, key, info in unmatched:
-        add_reproduced(key, info, None)
-    return Table("table2", "Table 2", spec["caption"], pd.DataFrame(display), pd.DataFrame(long, columns=LONG_COLUMNS),
-                 notes)
+def _table2_columns(paper: dict, runs: pd.DataFrame) -> list[Column]:
+    labels = {b: paper["benchmarks"][b]["label"] for b in paper["table2"]["benchmarks"]}
+    return [Column("#Err", "mean_errors", "#Err", 2),
+            *(cell for b, label in labels.items() for cell in (Column(b, "pass@1", f"{label} Acc"),
+                                                               Column(b, "mean_output_tokens", f"{label} Tokens", 0)))]
 
 
-def _table2_label(method: str, info: FusionInfo | None) -> str:
-    if method == "rft" or info is None:
-        return METHOD_LABELS.get(method, method)
-    return f"TF(k_max={info.k_max}, {info.strategy})"
+def _table2_row(runs: pd.DataFrame, inputs: Inputs) -> RowSummary:
+    """#Err from the fusion summary of the row's training data (0 for vanilla RFT) and the
+    paper row the run mirrors, on any backbone."""
+    first = inputs.results[runs["eval"].iloc[0]]
+    method, info = first.entry["method"], inputs.fusion_for(first)
+    if method == "trajfusion" and info is None:
+        raise InputError(f"{first.where}: no fusion summary in the manifest for pool {first.entry['pool']!r}, "
+                         f"variant {first.entry['variant']!r} (needed for Table 2's #Err)")
+    like = table2_paper_row(first, info, inputs.paper["table2"])
+    n_err = 0.0 if method == "rft" else info.mean_errors
+    label = METHOD_LABELS.get(method, method) if method == "rft" or info is None \
+        else f"TF(k_max={info.k_max}, {info.strategy})"
+    return RowSummary(label, fields={"paper_row": like["label"] if like else None},
+                      cells=[{"column": "#Err", "metric": "mean_errors", "value": n_err, "ci_low": math.nan,
+                              "ci_high": math.nan}])
+
+
+TABLE2 = TableSpec(
+    name="table2", title="Table 2",
+    note="#Err: mean number of fused incorrect trajectories per training example, from the fusion summary (0 for "
+         "vanilla RFT). Acc: Pass@1 of the first sample; Tokens: mean generated tokens over all samples; intervals "
+         "are 95% percentile bootstrap intervals over problems.",
+    headers=(("Backbone", "group"), ("Strategy", "label"), ("Variant", "variant")),
+    row_fields=("paper_backbone", "backbone", "method", "variant", "data_size", "pool"),
+    match_fields=("paper_row",), unmatched_order=("mirror",),
+    benchmarks=lambda paper: list(paper["table2"]["benchmarks"]), columns=_table2_columns, summarize=_table2_row)
 
 
 # ---------------------------------------------------------------------------- Table 3
 
 
-def build_table3(results: list[EvalResult], paper: dict) -> Table:
-    spec = paper["table3"]
-    columns = spec["columns"]
-    benches = sorted({c["benchmark"] for c in columns})
-    notes = ["P@1: correctness of the first sample; Avg@16: mean accuracy over all samples of a problem; "
-             "intervals are 95% percentile bootstrap intervals over problems."]
-    groups = group_results(results, "table3", lambda r: (r.paper_backbone or "", str(r.entry["backbone"]),
-                                                         r.entry["method"], r.entry["variant"],
-                                                         str(r.entry["context"]), str(r.entry["data_size"])), benches,
-                           notes)
-    display, long, used, ks = [], [], set(), set()
-    paper_group = paper["backbones"][spec["backbone"]]["label"]
+def _table3_columns(paper: dict, runs: pd.DataFrame) -> list[Column]:
+    return [Column(c["benchmark"], c["metric"], c["label"]) for c in paper["table3"]["columns"]]
 
-    def add_reported(prow):
-        cells = {}
-        for col in columns:
-            value = prow["scores"][col["benchmark"]].get(col["metric"])
-            cells[col["label"]] = _fmt(value)
-            long.append(_long_row("table3", paper_group, prow["label"], "", REPORTED, col["benchmark"],
-                                  col["metric"], Estimate(_num(value), math.nan, math.nan)))
-        display.append({"Backbone": paper_group, "Method": prow["label"], "Variant": "", "Source": REPORTED, **cells})
 
-    def add_reproduced(key, prow):
-        cells_by_bench = groups[key]
-        first = _any(cells_by_bench)
-        group, variant = _backbone_label(first, paper), first.variant_label
-        label = prow["label"] if prow else f"{'RFT' if key[2] == 'rft' else 'TrajFusion'}({key[4].upper()})"
-        cells, diffs = {}, {}
-        for col in columns:
-            result = cells_by_bench.get(col["benchmark"])
-            est = result.estimate(col["metric"]) if result else None
-            if result is not None and col["metric"] == "avg@k":
-                ks.add(result.k)
-            paper_value = prow["scores"][col["benchmark"]].get(col["metric"]) if prow else None
-            cells[col["label"]] = fmt_estimate(est)
-            diffs[col["label"]] = fmt_diff(est.value - paper_value) if est is not None and paper_value is not None \
-                else "—"
-            long.append(_long_row("table3", group, label, variant, REPRODUCED, col["benchmark"], col["metric"],
-                                  est, paper_value, result))
-        base = {"Backbone": group, "Method": label, "Variant": variant}
-        display.append({**base, "Source": REPRODUCED, **cells})
-        if prow:
-            display.append({**base, "Source": DIFF, **diffs})
-        used.add(key)
+def _table3_row(runs: pd.DataFrame, inputs: Inputs) -> RowSummary:
+    first = runs.iloc[0]
+    return RowSummary(f"{'RFT' if first['method'] == 'rft' else 'TrajFusion'}({first['context'].upper()})")
 
-    for prow in spec["rows"]:
-        add_reported(prow)
-        for key in sorted(groups):
-            if (key[0], key[2], normalize_name(key[4])) == (spec["backbone"], prow["method"],
-                                                            normalize_name(prow["context"])):
-                add_reproduced(key, prow)
-    def paper_order(key):  # runs on other backbones follow the paper's row order too
-        rows = [i for i, r in enumerate(spec["rows"])
-                if (r["method"], normalize_name(r["context"])) == (key[2], normalize_name(key[4]))]
-        return (key[1], rows[0] if rows else len(spec["rows"]), key)
 
-    for key in sorted(set(groups) - used, key=paper_order):
-        add_reproduced(key, None)
-    if ks - {16}:
-        notes.append(f"Reproduced Avg@k columns use k = {', '.join(str(k) for k in sorted(ks))} samples per "
-                     "problem (the paper uses 16).")
-    return Table("table3", "Table 3", spec["caption"], pd.DataFrame(display), pd.DataFrame(long, columns=LONG_COLUMNS),
-                 notes)
+def _table3_notes(columns: list[Column], cells: pd.DataFrame) -> list[str]:
+    ks = sorted(set(cells.loc[cells["metric"] == "avg@k", "samples_per_problem"].astype(int)))
+    if set(ks) - {16}:
+        return [f"Reproduced Avg@k columns use k = {', '.join(str(k) for k in ks)} samples per problem "
+                "(the paper uses 16)."]
+    return []
+
+
+TABLE3 = TableSpec(
+    name="table3", title="Table 3",
+    note="P@1: correctness of the first sample; Avg@16: mean accuracy over all samples of a problem; intervals are "
+         "95% percentile bootstrap intervals over problems.",
+    headers=(("Backbone", "group"), ("Method", "label"), ("Variant", "variant")),
+    row_fields=("paper_backbone", "backbone", "method", "variant", "context", "data_size"),
+    match_fields=("method", "context"), unmatched_order=("backbone", "mirror"),
+    benchmarks=lambda paper: sorted({c["benchmark"] for c in paper["table3"]["columns"]}),
+    columns=_table3_columns, summarize=_table3_row, extra_notes=_table3_notes)
+
+TABLES = (TABLE1, TABLE2, TABLE3)
 
 
 # ----------------------------------------------------------------------- significance
@@ -472,26 +482,21 @@ def build_table3(results: list[EvalResult], paper: dict) -> Table:
 PAIR_FIELDS = ("backbone", "pool", "data_size", "context", "checkpoint")
 
 
-def rft_trajfusion_pairs(results: list[EvalResult]) -> list[tuple[EvalResult, EvalResult]]:
+def rft_trajfusion_pairs(inputs: Inputs) -> list[tuple[EvalResult, EvalResult]]:
     """Every (RFT, TrajFusion) pair of runs that share backbone, pool, data size, context,
     checkpoint and benchmark; a pair of verdict files listed twice is compared once."""
-    by_key: dict[tuple, dict[str, list[EvalResult]]] = {}
-    for result in results:
-        key = (*(str(result.entry[f]) for f in PAIR_FIELDS), normalize_name(result.column))
-        by_key.setdefault(key, {}).setdefault(result.entry["method"], []).append(result)
-    pairs, seen = [], set()
-    for key in sorted(by_key):
-        for a in by_key[key].get("rft", []):
-            for b in by_key[key].get("trajfusion", []):
-                if (a.entry["path"], b.entry["path"]) not in seen:
-                    seen.add((a.entry["path"], b.entry["path"]))
-                    pairs.append((a, b))
-    return pairs
+    evals = inputs.metrics.drop_duplicates("eval")
+    evals = evals.assign(benchmark_key=evals["column"].map(normalize_name))
+    on = [*PAIR_FIELDS, "benchmark_key"]
+    pairs = evals[evals["method"] == "rft"].merge(evals[evals["method"] == "trajfusion"], on=on,
+                                                  suffixes=("_rft", "_tf"))
+    pairs = pairs.sort_values(on, kind="stable").drop_duplicates(["path_rft", "path_tf"])
+    return [(inputs.results[a], inputs.results[b]) for a, b in zip(pairs["eval_rft"], pairs["eval_tf"])]
 
 
-def build_significance(results: list[EvalResult], n_resamples: int, seed: int) -> Table:
+def build_significance(inputs: Inputs, n_resamples: int, seed: int) -> Table:
     rows, display = [], []
-    for rft, tf in rft_trajfusion_pairs(results):
+    for rft, tf in rft_trajfusion_pairs(inputs):
         stats = compare_scores(rft.scores, tf.scores, n_resamples, seed, names=(rft.where, tf.where))
         e = rft.entry
         row = {**{f: e[f] for f in PAIR_FIELDS}, "benchmark": e["benchmark"], "rft_variant": e["variant"],

@@ -19,9 +19,9 @@ not samples, are the unit of resampling for the bootstrap:
   problem has the same number of samples, which ``check_verdicts`` enforces).
 
 Intervals are 95% percentile bootstrap intervals from resampling problems with a seeded
-numpy generator (all metrics of a table share the same resampled problems). Two systems evaluated on the same benchmark are
-compared with an exact McNemar test on per-problem pass@1 and with a paired bootstrap test
-on the per-problem accuracy (avg@k) differences.
+numpy generator (all metrics of a table share the same resampled problems). Two systems
+evaluated on the same benchmark are compared with an exact McNemar test on per-problem
+pass@1 and with a paired bootstrap test on the per-problem accuracy (avg@k) differences.
 
 Accuracies are returned as fractions in [0, 1]; the report converts them to percent.
 """
