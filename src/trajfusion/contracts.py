@@ -556,11 +556,19 @@ VERDICTS = Contract(
 TABLES = (PROBLEMS, SAMPLE_SHARD, MERGED_SAMPLES, VERIFIED, STATISTICS, FUSED_EXAMPLE, VERDICTS)
 
 TABLE_NAMES = ("table1", "table2", "table3", "figure3", "figure4")
-_STRING = {"type": "string", "minLength": 1}
-_OPT_STRING = {"type": ["string", "null"]}
+
+
+def _text(description: str, optional: bool = False, **extra) -> dict:
+    """A string field of the manifest (non-empty unless it has ``extra`` constraints)."""
+    if optional:
+        return {"type": ["string", "null"], "description": description}
+    return {"type": "string", **(extra or {"minLength": 1}), "description": description}
+
+
 MANIFEST_SCHEMA = {
     "type": "object",
-    "description": "`results/report/manifest.json`, written by `rules/report.smk`, read by `trajfusion report`.",
+    "description": "`results/report/manifest.json`, written by `rules/report.smk`, read by `trajfusion report`; "
+                   "paths are relative to the working directory.",
     "required": ["smoke_test", "evals"],
     "additionalProperties": False,
     "properties": {
@@ -573,28 +581,43 @@ MANIFEST_SCHEMA = {
             "required": ["experiment", "tables", "backbone", "variant", "method", "pool", "data_size", "context",
                          "checkpoint", "samples_seen", "benchmark", "path"],
             "properties": {
-                "experiment": _STRING, "backbone": _STRING, "variant": _STRING, "pool": _STRING,
-                "data_size": _STRING, "context": {"type": "string"}, "benchmark": _STRING, "path": _STRING,
-                "teacher": _OPT_STRING, "profile": _OPT_STRING, "backbone_label": _OPT_STRING,
-                "variant_label": _OPT_STRING,
-                "tables": {"type": "array", "items": {"enum": list(TABLE_NAMES)}, "uniqueItems": True},
-                "method": {"enum": ["rft", "trajfusion"]},
-                "checkpoint": {"type": "string", "pattern": "^(final|ckpt-[0-9]+)$"},
-                "samples_seen": {"type": ["integer", "null"], "minimum": 0},
-                "paper_backbone": _OPT_STRING, "paper_row": _OPT_STRING,
+                "experiment": _text("experiment name"),
+                "backbone": _text("the fine-tuned base model"),
+                "variant": _text("fused-data variant the model was trained on"),
+                "pool": _text("training pool"),
+                "data_size": _text("`15k`, `100k`, `embedded`, ..."),
+                "context": _text("`4k`, `32k`, ... (empty when not applicable)", type="string"),
+                "benchmark": _text("benchmark name (aliases in paper_results.yaml)"),
+                "path": _text("the verdict table"),
+                "teacher": _text("disambiguates the fusion summary lookup", optional=True),
+                "profile": _text("training profile (informational)", optional=True),
+                "backbone_label": _text("display name (default: backbone)", optional=True),
+                "variant_label": _text("display name (default: variant)", optional=True),
+                "tables": {"type": "array", "items": {"enum": list(TABLE_NAMES)}, "uniqueItems": True,
+                           "description": "the tables and figures the run feeds"},
+                "method": {"enum": ["rft", "trajfusion"], "description": "how the training data was built"},
+                "checkpoint": {"type": "string", "pattern": "^(final|ckpt-[0-9]+)$",
+                               "description": "the evaluated checkpoint"},
+                "samples_seen": {"type": ["integer", "null"], "minimum": 0,
+                                 "description": "training examples seen at the checkpoint"},
+                "paper_backbone": _text("paper backbone to compare with (default: by alias)", optional=True),
+                "paper_row": _text("Table 2 row this run reproduces", optional=True),
             }}},
         "fusion_summaries": {"type": "array", "description": "the fusion summaries (Table 2's #Err)", "items": {
             "type": "object",
             "additionalProperties": False,
             "required": ["pool", "teacher", "variant", "path"],
-            "properties": {"pool": _STRING, "teacher": _STRING, "variant": _STRING, "path": _STRING,
-                           "variant_label": _OPT_STRING, "k_max": {"type": ["integer", "null"]},
-                           "strategy": _OPT_STRING}}},
+            "properties": {"pool": _text("training pool"), "teacher": _text("teacher"),
+                           "variant": _text("fused-data variant"), "path": _text("the `.summary.json`"),
+                           "variant_label": _text("display name", optional=True),
+                           "k_max": {"type": ["integer", "null"], "description": "the summary's own value wins"},
+                           "strategy": _text("the summary's own value wins", optional=True)}}},
         "stats": {"type": "array", "description": "the statistics tables (Figure 1)", "items": {
             "type": "object",
             "additionalProperties": False,
             "required": ["teacher", "pool", "path"],
-            "properties": {"teacher": _STRING, "pool": _STRING, "path": _STRING}}},
+            "properties": {"teacher": _text("teacher"), "pool": _text("training pool"),
+                           "path": _text("the statistics table")}}},
     },
 }
 
@@ -638,6 +661,8 @@ def _schema_type(schema: dict) -> str:
         return " \\| ".join(f"`{v}`" for v in schema["enum"])
     kind = schema.get("type", "any")
     text = " or ".join(kind) if isinstance(kind, list) else kind
+    if "items" in schema and "enum" in schema["items"]:
+        text += " of " + _schema_type(schema["items"])
     if "pattern" in schema:
         text += f" matching `{schema['pattern'].replace('|', chr(92) + '|')}`"
     return text
@@ -652,7 +677,8 @@ def manifest_markdown(schema: dict = MANIFEST_SCHEMA) -> str:
         items = prop.get("items", {})
         for sub, sub_prop in items.get("properties", {}).items():
             sub_required = "yes" if sub in items["required"] else "no"
-            lines.append(f"| `{name}[].{sub}` | {_schema_type(sub_prop)} | {sub_required} | |")
+            lines.append(f"| `{name}[].{sub}` | {_schema_type(sub_prop)} | {sub_required} | "
+                         f"{sub_prop.get('description', '')} |")
     return "\n".join(lines)
 
 
