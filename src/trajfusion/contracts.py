@@ -246,15 +246,21 @@ def _check_bool(frame: _Frame, column: Column, values: pd.Series, present: np.nd
 
 def _check_json(frame: _Frame, column: Column, values: pd.Series, present: np.ndarray) -> None:
     _check_str(frame, column, values, present)
-    validator = _validator(column.schema) if column.schema else None
-    for position in np.flatnonzero(present):
-        try:
-            document = json.loads(values.iloc[position])
-        except json.JSONDecodeError as exc:
-            frame.fail_at(int(position), f"is not JSON ({exc.msg})", column.name)
-        if validator is not None and not validator.is_valid(document):
-            error = _best_error(validator, document)
-            frame.fail_at(int(position), f"JSON {_path(error)}: {error.message}", column.name)
+    schema = _Schema(column.schema) if column.schema else None
+    # Each distinct document once (e.g. the many "[]" of problems without incorrect answers).
+    for text in pd.unique(values[present].to_numpy(dtype=object)):
+        problem = _json_problem(text, schema)
+        if problem is not None:
+            frame.fail_first(present & (values == text).fillna(False).to_numpy(dtype=bool), problem, column.name)
+
+
+def _json_problem(text: str, schema: _Schema | None) -> str | None:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"is not JSON ({exc.msg})"
+    error = schema.error(document) if schema is not None else None
+    return None if error is None else f"JSON {_path(error)}: {error.message}"
 
 
 _KIND_CHECKS = {"str": _check_str, "int64": _check_int, "Int64": _check_int, "float64": _check_float,
@@ -276,10 +282,25 @@ def _check_key(frame: _Frame, key: tuple[str, ...]) -> None:
 # ------------------------------------------------------------------- JSON records, documents
 
 
-def _validator(schema: dict):
-    import jsonschema
+class _Schema:
+    """A draft-7 JSON schema: fastjsonschema (compiled to Python, ~50x faster) says whether a
+    document fits, jsonschema's best-matching error explains one that does not."""
 
-    return jsonschema.Draft202012Validator(schema)
+    def __init__(self, schema: dict):
+        import fastjsonschema
+        import jsonschema
+
+        self._fits = fastjsonschema.compile(schema)
+        self._failure = fastjsonschema.JsonSchemaException
+        self._explain = jsonschema.Draft7Validator(schema)
+
+    def error(self, document):
+        """jsonschema's best-matching ValidationError, None when ``document`` fits."""
+        try:
+            self._fits(document)
+            return None
+        except self._failure:
+            return _best_error(self._explain, document)
 
 
 def _best_error(validator, document):
@@ -317,7 +338,7 @@ def _value_schema(column: Column) -> dict:
 def check_records(rows: Iterable[dict], contract: Contract, source: str) -> Iterator[dict]:
     """Yield ``rows`` unchanged while checking each against ``contract.json_schema()``; the
     key and the rules are checked once the last row has passed (a streamed write aborts)."""
-    validator = _validator(contract.json_schema())
+    schema = _Schema(contract.json_schema())
     seen: dict[tuple, int] = {}
     rule_columns = sorted({name for rule in contract.rules for name in rule.columns})
     collected: dict[str, list] = {name: [] for name in [*contract.key, *rule_columns]}
@@ -325,8 +346,8 @@ def check_records(rows: Iterable[dict], contract: Contract, source: str) -> Iter
     for number, row in enumerate(rows, start=1):
         key = tuple(row.get(name) for name in contract.key)
         label = f"record {number} ({', '.join(f'{n}={v!r}' for n, v in zip(contract.key, key))})"
-        if not validator.is_valid(row):
-            error = _best_error(validator, row)
+        error = schema.error(row)
+        if error is not None:
             raise InputError(f"{source}: {label}: field '{_path(error)}' {error.message}")
         if key in seen:
             raise InputError(f"{source}: {label}: duplicate key ({', '.join(contract.key)}), "
@@ -345,8 +366,9 @@ def check_records(rows: Iterable[dict], contract: Contract, source: str) -> Iter
 
 def check_document(document: Any, schema: dict, source: str) -> Any:
     """Raise InputError naming ``source`` and the field path unless ``document`` fits ``schema``."""
-    validator = _validator(schema)
-    error = _best_error(validator, document)
+    import jsonschema
+
+    error = _best_error(jsonschema.Draft202012Validator(schema), document)
     if error is not None:
         raise InputError(f"{source}: {_path(error)}: {error.message}")
     return document
@@ -509,7 +531,7 @@ STATISTICS = Contract(
                 _error_rate_undefined)),
     produced_by="`stats`")
 
-_MESSAGES_SCHEMA = {"type": "array", "minItems": 2, "maxItems": 2, "prefixItems": [
+_MESSAGES_SCHEMA = {"type": "array", "minItems": 2, "maxItems": 2, "items": [
     {"type": "object", "required": ["role", "content"], "additionalProperties": False,
      "properties": {"role": {"const": role}, "content": {"type": "string", "pattern": r"\S"}}}
     for role in ("user", "assistant")]}
