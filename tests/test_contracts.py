@@ -306,3 +306,13 @@ def test_markdown_command(capsys, tmp_path):
     assert doc.read_text(encoding="utf-8") == (
         f"# T\n\n{contracts.DOC_BEGIN}\n\n{contracts.markdown()}\n{contracts.DOC_END}\n\nafter\n")
     assert np.all([c.description for contract in contracts.TABLES for c in contract.columns])
+
+
+def test_every_problem_has_samples_0_to_n_minus_1(stage_tables):
+    verdicts = stage_tables["verdicts"]
+    missing_one = verdicts.drop(index=7)
+    assert _error(lambda: VERDICTS.check(missing_one, "v.parquet")) == (
+        "v.parquet: record 6 (problem_id='synthetic_arith/00001', sample_idx=0): breaks rule 'samples-0-to-n-1': "
+        "every problem has samples 0..N-1, with the same N for all problems")
+    shifted = stage_tables["shard"].assign(sample_idx=stage_tables["shard"]["sample_idx"] + 1)
+    assert "breaks rule 'samples-0-to-n-1'" in _error(lambda: SAMPLE_SHARD.check(shifted, "s.parquet"))

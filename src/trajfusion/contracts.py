@@ -91,7 +91,10 @@ class Contract:
         return [c.name for c in self.columns]
 
     def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(f"the {self.name} has no column {name!r}")
 
     def check(self, df: pd.DataFrame, source: str, columns: Iterable[str] | None = None,
               exact: bool = False) -> pd.DataFrame:
@@ -423,6 +426,19 @@ _GOLD = Column("gold", "str", "the problem's gold answer (the problem table's `a
 _COUNT = dict(dtype="int64", minimum=0)
 
 
+def _uneven_samples(df: pd.DataFrame):
+    """Rows of problems whose samples are not 0..N-1, N the first problem's count."""
+    if df.empty:
+        return np.zeros(0, dtype=bool)
+    grouped = df.groupby("problem_id", sort=False)["sample_idx"]
+    size, low, high = (grouped.transform(how) for how in ("size", "min", "max"))
+    return ((size != size.iloc[0]) | (low != 0) | (high != size - 1)).to_numpy(dtype=bool)
+
+
+SAMPLES_RULE = Rule("samples-0-to-n-1", "every problem has samples 0..N-1, with the same N for all problems",
+                    ("problem_id", "sample_idx"), _uneven_samples)
+
+
 def _status_ok(df: pd.DataFrame) -> pd.Series:
     return df["status"].astype("str") == "ok"
 
@@ -468,17 +484,17 @@ SAMPLE_SHARD = Contract(
     (_PROBLEM_ID, _SAMPLE_IDX, _RESPONSE, _N_TOKENS, _FINISH,
      Column("teacher", "str", "teacher name"),
      Column("seed", "int64", "the shard's seed, derived from the base seed and the shard index")),
-    key=("problem_id", "sample_idx"), empty_ok=True, produced_by="`sample`")
+    key=("problem_id", "sample_idx"), empty_ok=True, rules=(SAMPLES_RULE,), produced_by="`sample`")
 
 MERGED_SAMPLES = Contract(
     "merged samples", "The shards joined with the pool's `problem`, `answer` (as `gold`), `answer_type` and "
-    "`source`, sorted by `(problem_id, sample_idx)`; `merge-samples` checks that each problem has K samples.",
+    "`source`, sorted by `(problem_id, sample_idx)`; `merge-samples` checks that every pool problem has its K = `--k` samples.",
     (_PROBLEM_ID, _SAMPLE_IDX,
      Column("problem", "str", "the question text"), _GOLD,
      Column("answer_type", "str", "from the pool (null when the pool has none)", nullable=True, values=ANSWER_TYPES),
      Column("source", "str", "registry name of the problem's dataset"),
      _RESPONSE, _N_TOKENS, _FINISH, SAMPLE_SHARD.column("teacher"), SAMPLE_SHARD.column("seed")),
-    key=("problem_id", "sample_idx"), produced_by="`merge-samples`")
+    key=("problem_id", "sample_idx"), rules=(SAMPLES_RULE,), produced_by="`merge-samples`")
 
 VERIFIED = Contract(
     "verified table", "The input samples' columns plus the verdict columns.",
@@ -527,7 +543,7 @@ STATISTICS = Contract(
     key=("problem_id",),
     rules=(Rule("counts-add-up", "`n_correct + n_incorrect == K`", ("K", "n_correct", "n_incorrect"),
                 _counts_disagree),
-           Rule("error-rate-iff-ok", "`error_rate` is null exactly when `K == 0`", ("K", "error_rate"),
+           Rule("error-rate-iff-k", "`error_rate` is null exactly when `K == 0`", ("K", "error_rate"),
                 _error_rate_undefined)),
     produced_by="`stats`")
 
@@ -568,12 +584,11 @@ FUSED_EXAMPLE = Contract(
     produced_by="`fuse`")
 
 VERDICTS = Contract(
-    "verdict table", "One row per (problem, sample) of an evaluation, sorted by `(problem_id, sample_idx)`; "
-    "every problem has samples 0..N-1 (`trajfusion.metrics.check_verdicts`).",
+    "verdict table", "One row per (problem, sample) of an evaluation, sorted by `(problem_id, sample_idx)`.",
     (_PROBLEM_ID, _SAMPLE_IDX, _RESPONSE, _N_TOKENS, _FINISH, _GOLD,
      VERIFIED.column("answer"), VERIFIED.column("correct"), VERIFIED.column("status"),
      Column("n_reflections", description="reflection phrases in the response", **_COUNT)),
-    key=("problem_id", "sample_idx"), rules=VERDICT_RULES, produced_by="`evaluate`")
+    key=("problem_id", "sample_idx"), rules=(SAMPLES_RULE, *VERDICT_RULES), produced_by="`evaluate`")
 
 TABLES = (PROBLEMS, SAMPLE_SHARD, MERGED_SAMPLES, VERIFIED, STATISTICS, FUSED_EXAMPLE, VERDICTS)
 
