@@ -186,7 +186,7 @@ def _check_column(frame: _Frame, column: Column, exact: bool) -> None:
         matches = values.astype("str").str.fullmatch(column.pattern).fillna(False).to_numpy(dtype=bool)
         frame.fail_first(present & ~matches, f"must match {column.pattern}, got {{value}}", column.name)
     if column.nonblank:
-        blank = ~values.astype("str").str.contains(r"\S", regex=True).fillna(False).to_numpy(dtype=bool)
+        blank = values.astype("str").str.strip().eq("").fillna(False).to_numpy(dtype=bool)
         frame.fail_first(present & blank, "must not be blank, got {value}", column.name)
     if column.minimum is not None or column.maximum is not None:
         _check_bounds(frame, column, pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64"))
