@@ -12,8 +12,21 @@ import pandas as pd
 import pytest
 
 from trajfusion import contracts
-from trajfusion.contracts import (FUSED_EXAMPLE, MANIFEST_SCHEMA, MERGED_SAMPLES, PROBLEMS, SAMPLE_SHARD, STATISTICS,
-                                  VERDICTS, VERIFIED, check_document, check_records, read, write, write_records)
+from trajfusion.contracts import (
+    FUSED_EXAMPLE,
+    MANIFEST_SCHEMA,
+    MERGED_SAMPLES,
+    PROBLEMS,
+    SAMPLE_SHARD,
+    STATISTICS,
+    VERDICTS,
+    VERIFIED,
+    check_document,
+    check_records,
+    read,
+    write,
+    write_records,
+)
 from trajfusion.data import benchmark_table, build_pool
 from trajfusion.evaluate import judge
 from trajfusion.fuse import FuseSettings, fuse_frame
@@ -214,14 +227,14 @@ def test_rules_across_columns(stage_tables):
     verified = stage_tables["verified"].copy()
     verified.loc[4, "correct"] = True  # a truncated response
     assert _error(lambda: VERIFIED.check(verified, "v.parquet")) == (
-        "v.parquet: record 5 (problem_id='synthetic_arith/00000', sample_idx=4): breaks rule "
+        "v.parquet: record 5 (problem_id='synthetic_arith/00000', sample_idx=4): field 'correct' breaks rule "
         "'correct-only-if-ok': `correct` is true only when `status` is `ok`")
     verified = stage_tables["verified"].copy()
     verified.loc[1, "answer_group"] = None
     assert "breaks rule 'incorrect-has-group'" in _error(lambda: VERIFIED.check(verified, "v.parquet"))
     stats = stage_tables["stats"].copy()
     stats.loc[3, "n_correct"] = 0
-    assert "record 4 (problem_id='synthetic_arith/00003'): breaks rule 'counts-add-up'" in \
+    assert "record 4 (problem_id='synthetic_arith/00003'): field 'n_incorrect' breaks rule 'counts-add-up'" in \
         _error(lambda: STATISTICS.check(stats, "st.parquet"))
 
 
@@ -237,8 +250,8 @@ def test_fused_records(stage_tables, tmp_path):
     miscounted = json.loads(json.dumps(rows))
     miscounted[2]["n_errors"] += 1
     assert _error(lambda: write_records(miscounted, tmp_path / "f.jsonl", FUSED_EXAMPLE)) == (
-        f"{tmp_path / 'f.jsonl'}: record 3 (problem_id='synthetic_arith/00002'): breaks rule 'errors-listed': "
-        "`n_errors` equals the length of `error_indices`")
+        f"{tmp_path / 'f.jsonl'}: record 3 (problem_id='synthetic_arith/00002'): field 'n_errors' breaks rule "
+        "'errors-listed': `n_errors` equals the length of `error_indices`")
     assert not (tmp_path / "f.jsonl").exists()
 
 
@@ -312,7 +325,7 @@ def test_every_problem_has_samples_0_to_n_minus_1(stage_tables):
     verdicts = stage_tables["verdicts"]
     missing_one = verdicts.drop(index=7)
     assert _error(lambda: VERDICTS.check(missing_one, "v.parquet")) == (
-        "v.parquet: record 6 (problem_id='synthetic_arith/00001', sample_idx=0): breaks rule 'samples-0-to-n-1': "
-        "every problem has samples 0..N-1, with the same N for all problems")
+        "v.parquet: record 6 (problem_id='synthetic_arith/00001', sample_idx=0): field 'sample_idx' breaks rule "
+        "'samples-0-to-n-1': every problem has samples 0..N-1, with the same N for all problems")
     shifted = stage_tables["shard"].assign(sample_idx=stage_tables["shard"]["sample_idx"] + 1)
     assert "breaks rule 'samples-0-to-n-1'" in _error(lambda: SAMPLE_SHARD.check(shifted, "s.parquet"))

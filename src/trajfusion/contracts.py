@@ -25,8 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,8 @@ class Column:
 
 @dataclass(frozen=True)
 class Rule:
-    """A cross-column condition; ``violations(df)`` flags the rows that break it."""
+    """A cross-column condition; ``violations(df)`` flags the rows that break it. Messages
+    name the first of ``columns`` as the field."""
 
     name: str
     description: str
@@ -76,6 +78,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Contract:
+    """A table: its columns in order, key, and what else it allows (see the module docstring)."""
+
     name: str
     description: str
     columns: tuple[Column, ...]
@@ -116,7 +120,7 @@ class Contract:
             _check_key(frame, self.key)
         for rule in self.rules:
             if set(rule.columns) <= set(checked):
-                frame.fail_first(rule.violations(df), f"breaks rule '{rule.name}': {rule.description}")
+                _check_rule(frame, rule)
         return df
 
     def json_schema(self) -> dict:
@@ -270,6 +274,10 @@ _KIND_CHECKS = {"str": _check_str, "int64": _check_int, "Int64": _check_int, "fl
                 "bool": _check_bool, "json": _check_json}
 
 
+def _check_rule(frame: _Frame, rule: Rule) -> None:
+    frame.fail_first(rule.violations(frame.df), f"breaks rule '{rule.name}': {rule.description}", rule.columns[0])
+
+
 def _check_key(frame: _Frame, key: tuple[str, ...]) -> None:
     repeated = frame.df.duplicated(list(key)).to_numpy()
     if not repeated.any():
@@ -364,7 +372,7 @@ def check_records(rows: Iterable[dict], contract: Contract, source: str) -> Iter
     if contract.rules:
         frame = _Frame(pd.DataFrame(collected), source, contract.key)
         for rule in contract.rules:
-            frame.fail_first(rule.violations(frame.df), f"breaks rule '{rule.name}': {rule.description}")
+            _check_rule(frame, rule)
 
 
 def check_document(document: Any, schema: dict, source: str) -> Any:
@@ -423,7 +431,7 @@ _RESPONSE = Column("response", "str", "the generated text")
 _N_TOKENS = Column("n_tokens", "int64", "generated tokens, stop token included", minimum=0)
 _FINISH = Column("finish_reason", "str", "`length` when max_new_tokens was hit", values=FINISH_REASONS)
 _GOLD = Column("gold", "str", "the problem's gold answer (the problem table's `answer`)")
-_COUNT = dict(dtype="int64", minimum=0)
+_COUNT = {"dtype": "int64", "minimum": 0}
 
 
 def _uneven_samples(df: pd.DataFrame):
@@ -436,7 +444,7 @@ def _uneven_samples(df: pd.DataFrame):
 
 
 SAMPLES_RULE = Rule("samples-0-to-n-1", "every problem has samples 0..N-1, with the same N for all problems",
-                    ("problem_id", "sample_idx"), _uneven_samples)
+                    ("sample_idx", "problem_id"), _uneven_samples)
 
 
 def _status_ok(df: pd.DataFrame) -> pd.Series:
@@ -459,10 +467,10 @@ def _incorrect_needs_group(df: pd.DataFrame):
 VERDICT_RULES = (
     Rule("correct-only-if-ok", "`correct` is true only when `status` is `ok`", ("correct", "status"),
          _correct_needs_ok),
-    Rule("ok-has-answer", "a response with `status` `ok` has an `answer`", ("status", "answer"), _ok_needs_answer),
+    Rule("ok-has-answer", "a response with `status` `ok` has an `answer`", ("answer", "status"), _ok_needs_answer),
 )
 INCORRECT_GROUP_RULE = Rule(
-    "incorrect-has-group", "an incorrect `ok` response has an `answer_group`", ("status", "correct", "answer_group"),
+    "incorrect-has-group", "an incorrect `ok` response has an `answer_group`", ("answer_group", "status", "correct"),
     _incorrect_needs_group)
 
 PROBLEMS = Contract(
@@ -488,7 +496,8 @@ SAMPLE_SHARD = Contract(
 
 MERGED_SAMPLES = Contract(
     "merged samples", "The shards joined with the pool's `problem`, `answer` (as `gold`), `answer_type` and "
-    "`source`, sorted by `(problem_id, sample_idx)`; `merge-samples` checks that every pool problem has its K = `--k` samples.",
+    "`source`, sorted by `(problem_id, sample_idx)`; `merge-samples` checks that every pool problem has its "
+    "K = `--k` samples.",
     (_PROBLEM_ID, _SAMPLE_IDX,
      Column("problem", "str", "the question text"), _GOLD,
      Column("answer_type", "str", "from the pool (null when the pool has none)", nullable=True, values=ANSWER_TYPES),
@@ -541,9 +550,9 @@ STATISTICS = Contract(
      Column("answer_groups", "json", "list of `{\"answer\", \"size\"}`, largest first, ties by answer",
             schema=_ANSWER_GROUPS_SCHEMA)),
     key=("problem_id",),
-    rules=(Rule("counts-add-up", "`n_correct + n_incorrect == K`", ("K", "n_correct", "n_incorrect"),
+    rules=(Rule("counts-add-up", "`n_correct + n_incorrect == K`", ("n_incorrect", "K", "n_correct"),
                 _counts_disagree),
-           Rule("error-rate-iff-k", "`error_rate` is null exactly when `K == 0`", ("K", "error_rate"),
+           Rule("error-rate-iff-k", "`error_rate` is null exactly when `K == 0`", ("error_rate", "K"),
                 _error_rate_undefined)),
     produced_by="`stats`")
 
