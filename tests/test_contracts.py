@@ -135,7 +135,12 @@ def test_jsonl_tables_are_read_by_value(stage_tables, tmp_path):
     write_jsonl(rows.to_dict("records"), tmp_path / "v.jsonl")
     frame = read(tmp_path / "v.jsonl", VERIFIED)
     assert frame["n_tokens"].dtype == "float64"
-    VERIFIED.check(frame.astype({"answer": object}), "v.jsonl")
+    objects = frame.astype({"answer": object, "correct": object})
+    VERIFIED.check(objects, "v.jsonl")
+    typed = VERIFIED.conform(objects)
+    VERIFIED.check(typed, "v.jsonl", exact=True)
+    assert typed["n_tokens"].tolist() == stage_tables["verified"]["n_tokens"].tolist()
+    assert VERIFIED.conform(stage_tables["verified"]) is stage_tables["verified"]
 
 
 # -------------------------------------------------------------------------- violations

@@ -123,6 +123,14 @@ class Contract:
                 _check_rule(frame, rule)
         return df
 
+    def conform(self, df: pd.DataFrame, columns: Iterable[str] | None = None) -> pd.DataFrame:
+        """``df`` (already checked) with its contract columns cast to the declared dtypes,
+        e.g. a JSONL table's float or object columns; columns already right are kept as they are."""
+        names = self.names if columns is None else list(columns)
+        wanted = {name: _PANDAS_DTYPES[self.column(name).dtype] for name in names}
+        casts = {name: dtype for name, dtype in wanted.items() if not _dtype_is(df[name], self.column(name).dtype)}
+        return df.astype(casts) if casts else df
+
     def json_schema(self) -> dict:
         """The JSON schema of one record of a JSON Lines contract."""
         return {"type": "object", "required": self.names, "additionalProperties": self.extra_columns,
@@ -270,6 +278,8 @@ def _json_problem(text: str, schema: _Schema | None) -> str | None:
     return None if error is None else f"JSON {_path(error)}: {error.message}"
 
 
+_PANDAS_DTYPES = {"str": "str", "json": "str", "int64": "int64", "Int64": "Int64", "float64": "float64",
+                  "bool": "bool"}
 _KIND_CHECKS = {"str": _check_str, "int64": _check_int, "Int64": _check_int, "float64": _check_float,
                 "bool": _check_bool, "json": _check_json}
 
