@@ -334,3 +334,24 @@ def test_every_problem_has_samples_0_to_n_minus_1(stage_tables):
         "'samples-0-to-n-1': every problem has samples 0..N-1, with the same N for all problems")
     shifted = stage_tables["shard"].assign(sample_idx=stage_tables["shard"]["sample_idx"] + 1)
     assert "breaks rule 'samples-0-to-n-1'" in _error(lambda: SAMPLE_SHARD.check(shifted, "s.parquet"))
+
+
+def test_one_gold_per_problem_and_one_teacher(stage_tables):
+    merged = stage_tables["merged"].copy()
+    merged.loc[8, "gold"] = "-1"
+    assert _error(lambda: MERGED_SAMPLES.check(merged, "m.parquet")) == (
+        "m.parquet: record 9 (problem_id='synthetic_arith/00001', sample_idx=3): field 'gold' breaks rule "
+        "'one-gold-per-problem': all rows of a problem have the same `gold`")
+    shard = stage_tables["shard"].copy()
+    shard.loc[11, "teacher"] = "other"
+    assert "record 12 (problem_id='synthetic_arith/00002', sample_idx=1): field 'teacher' breaks rule " \
+        "'one-teacher'" in _error(lambda: SAMPLE_SHARD.check(shard, "s.parquet"))
+
+
+def test_record_numbers_of_the_raw_file(stage_tables):
+    """A frame built from raw records names them, e.g. a problem table before sorting."""
+    pool = stage_tables["pool"].copy()
+    pool.loc[3, "problem_id"] = pool.loc[1, "problem_id"]
+    assert _error(lambda: PROBLEMS.check(pool, "raw.jsonl", columns=["problem_id"],
+                                         record_numbers=[10, 20, 30, 40])) == (
+        "raw.jsonl: record 40 (problem_id='synthetic_arith/00001'): duplicate key (problem_id), also record 20")

@@ -25,7 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,19 +101,20 @@ class Contract:
         raise KeyError(f"the {self.name} has no column {name!r}")
 
     def check(self, df: pd.DataFrame, source: str, columns: Iterable[str] | None = None,
-              exact: bool = False) -> pd.DataFrame:
+              exact: bool = False, record_numbers: Sequence[int] | None = None) -> pd.DataFrame:
         """Raise InputError at the first violation; return ``df`` unchanged.
 
         ``columns`` restricts the check to the columns a reader uses (the key is checked for
         duplicates only when all its columns are among them); ``exact`` also requires each
         column's dtype to be the declared one (``write`` uses it), where a reader accepts
         any representation of the right values (e.g. a JSONL integer column with nulls,
-        read as float64)."""
+        read as float64). ``record_numbers`` (one per row) replace the row positions in
+        messages, e.g. the records of the raw file a frame was built from."""
         checked = self.names if columns is None else list(columns)
         _check_columns(self, df, source, checked, whole=columns is None)
         if df.empty and not self.empty_ok:
             raise InputError(f"{source}: the table has no rows")
-        frame = _Frame(df, source, self.key)
+        frame = _Frame(df, source, self.key, record_numbers)
         for name in checked:
             _check_column(frame, self.column(name), exact)
         if set(self.key) <= set(checked):
@@ -143,13 +144,16 @@ class Contract:
 class _Frame:
     """A frame under check: names records (1-based, with their key) in messages."""
 
-    def __init__(self, df: pd.DataFrame, source: str, key: tuple[str, ...]):
-        self.df, self.source = df, source
+    def __init__(self, df: pd.DataFrame, source: str, key: tuple[str, ...], numbers: Sequence[int] | None = None):
+        self.df, self.source, self.numbers = df, source, numbers
         self.key = [name for name in key if name in df.columns]
+
+    def number(self, position: int) -> int:
+        return position + 1 if self.numbers is None else int(self.numbers[position])
 
     def label(self, position: int) -> str:
         values = ", ".join(f"{name}={_plain(self.df[name].iloc[position])!r}" for name in self.key)
-        return f"record {position + 1}" + (f" ({values})" if values else "")
+        return f"record {self.number(position)}" + (f" ({values})" if values else "")
 
     def fail_first(self, mask, problem: str, field: str | None = None) -> None:
         """Raise at the first flagged row; ``{value}`` in ``problem`` becomes its value of ``field``."""
@@ -297,7 +301,7 @@ def _check_key(frame: _Frame, key: tuple[str, ...]) -> None:
                                   for name in key])
     first = int(np.flatnonzero(same)[0])
     raise InputError(f"{frame.source}: {frame.label(second)}: duplicate key ({', '.join(key)}), "
-                     f"also record {first + 1}")
+                     f"also record {frame.number(first)}")
 
 
 # ------------------------------------------------------------------- JSON records, documents
@@ -453,8 +457,20 @@ def _uneven_samples(df: pd.DataFrame):
     return ((size != size.iloc[0]) | (low != 0) | (high != size - 1)).to_numpy(dtype=bool)
 
 
+def _second_gold(df: pd.DataFrame):
+    """Rows whose gold differs from the first gold of their problem."""
+    return (df["gold"] != df.groupby("problem_id", sort=False)["gold"].transform("first")).to_numpy(dtype=bool)
+
+
+def _second_teacher(df: pd.DataFrame):
+    return (df["teacher"] != df["teacher"].iloc[0]).to_numpy(dtype=bool) if len(df) else np.zeros(0, dtype=bool)
+
+
 SAMPLES_RULE = Rule("samples-0-to-n-1", "every problem has samples 0..N-1, with the same N for all problems",
                     ("sample_idx", "problem_id"), _uneven_samples)
+GOLD_RULE = Rule("one-gold-per-problem", "all rows of a problem have the same `gold`", ("gold", "problem_id"),
+                 _second_gold)
+TEACHER_RULE = Rule("one-teacher", "all rows have the same `teacher`", ("teacher",), _second_teacher)
 
 
 def _status_ok(df: pd.DataFrame) -> pd.Series:
@@ -502,7 +518,7 @@ SAMPLE_SHARD = Contract(
     (_PROBLEM_ID, _SAMPLE_IDX, _RESPONSE, _N_TOKENS, _FINISH,
      Column("teacher", "str", "teacher name"),
      Column("seed", "int64", "the shard's seed, derived from the base seed and the shard index")),
-    key=("problem_id", "sample_idx"), empty_ok=True, rules=(SAMPLES_RULE,), produced_by="`sample`")
+    key=("problem_id", "sample_idx"), empty_ok=True, rules=(SAMPLES_RULE, TEACHER_RULE), produced_by="`sample`")
 
 MERGED_SAMPLES = Contract(
     "merged samples", "The shards joined with the pool's `problem`, `answer` (as `gold`), `answer_type` and "
@@ -513,7 +529,7 @@ MERGED_SAMPLES = Contract(
      Column("answer_type", "str", "from the pool (null when the pool has none)", nullable=True, values=ANSWER_TYPES),
      Column("source", "str", "registry name of the problem's dataset"),
      _RESPONSE, _N_TOKENS, _FINISH, SAMPLE_SHARD.column("teacher"), SAMPLE_SHARD.column("seed")),
-    key=("problem_id", "sample_idx"), rules=(SAMPLES_RULE,), produced_by="`merge-samples`")
+    key=("problem_id", "sample_idx"), rules=(SAMPLES_RULE, GOLD_RULE, TEACHER_RULE), produced_by="`merge-samples`")
 
 VERIFIED = Contract(
     "verified table", "The input samples' columns plus the verdict columns.",
@@ -525,7 +541,8 @@ VERIFIED = Contract(
      Column("answer_group", "str", "for an incorrect `ok` response, the representative answer of its "
             "incorrect-answer group (normalized strings merged when math-verify finds them equivalent)",
             nullable=True)),
-    key=("problem_id", "sample_idx"), extra_columns=True, rules=(*VERDICT_RULES, INCORRECT_GROUP_RULE),
+    key=("problem_id", "sample_idx"), extra_columns=True,
+    rules=(GOLD_RULE, TEACHER_RULE, *VERDICT_RULES, INCORRECT_GROUP_RULE),
     produced_by="`verify`")
 
 _ANSWER_GROUPS_SCHEMA = {"type": "array", "items": {
@@ -607,7 +624,7 @@ VERDICTS = Contract(
     (_PROBLEM_ID, _SAMPLE_IDX, _RESPONSE, _N_TOKENS, _FINISH, _GOLD,
      VERIFIED.column("answer"), VERIFIED.column("correct"), VERIFIED.column("status"),
      Column("n_reflections", description="reflection phrases in the response", **_COUNT)),
-    key=("problem_id", "sample_idx"), rules=(SAMPLES_RULE, *VERDICT_RULES), produced_by="`evaluate`")
+    key=("problem_id", "sample_idx"), rules=(SAMPLES_RULE, GOLD_RULE, *VERDICT_RULES), produced_by="`evaluate`")
 
 TABLES = (PROBLEMS, SAMPLE_SHARD, MERGED_SAMPLES, VERIFIED, STATISTICS, FUSED_EXAMPLE, VERDICTS)
 
