@@ -598,7 +598,7 @@ def _errors_beyond_k_max(df: pd.DataFrame):
 
 
 FUSED_EXAMPLE = Contract(
-    "fused dataset", "JSON Lines, one chat example per problem, sorted by `problem_id`. Template-neutral: training "
+    "fused dataset", "One chat example per problem, sorted by `problem_id`. Template-neutral: training "
     "applies the backbone's template (`trajfusion.templates`). The `.summary.json` beside it holds problems, mean "
     "#Err, the distribution of k, mean response characters/tokens and the alpha used.",
     (_PROBLEM_ID,
