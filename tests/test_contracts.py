@@ -286,9 +286,9 @@ def test_report_manifest():
 
 def test_contracts_agree_with_the_stage_constants():
     from trajfusion.data.table import ANSWER_TYPES, PROBLEM_COLUMNS
-    from trajfusion.fuse import STRATEGIES
+    from trajfusion.fuse.settings import STRATEGIES
     from trajfusion.generation import FINISH_REASONS
-    from trajfusion.metrics import VERDICT_COLUMNS
+    from trajfusion.report.metrics import VERDICT_COLUMNS
     from trajfusion.report import MANIFEST_SCHEMA as REPORT_SCHEMA
     from trajfusion.sample import MERGED_COLUMNS, SHARD_COLUMNS
     from trajfusion.verify.filters import REASONS

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from trajfusion.contracts import STRATEGIES
 from trajfusion.io import InputError
 from trajfusion.settings import Settings, between, setting
-
-STRATEGIES = ("highdiv", "lowdiv")
 
 
 def alpha_value(value) -> Fraction:
