@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from trajfusion import evaluate
-from trajfusion.generation import Completion
 from trajfusion.io import InputError
 from trajfusion.metrics import check_verdicts
+from trajfusion.sample.backends import Completion
 
 PAPER_PHRASES = {
     "error_recognition": ["Wait... that doesn't seem right. Let's try again.",
@@ -128,10 +128,11 @@ def eval_args(model, bench, out, phrase_file, samples=3, extra=()) -> list[str]:
 
 @pytest.fixture
 def scripted(monkeypatch, tmp_path):
-    import trajfusion.generation
+    import trajfusion.evaluate.cli
 
     ScriptedBackend.calls = []
-    monkeypatch.setattr(trajfusion.generation, "load_backend", lambda name, model_dir, **o: ScriptedBackend(model_dir, **o))
+    monkeypatch.setattr(trajfusion.evaluate.cli, "load_backend",
+                        lambda name, model_dir, **o: ScriptedBackend(model_dir, **o))
     bench = tmp_path / "bench.parquet"
     BENCH.to_parquet(bench)
     return bench
@@ -150,7 +151,7 @@ def test_evaluate_with_a_scripted_backend_and_the_real_verifier(scripted, tmp_pa
     assert df.loc[7, "finish_reason"] == "length" and df.loc[7, "status"] == "ok"
     assert pd.isna(df.loc[8, "answer"]) and not df.loc[8, "correct"]
     assert df["gold"].tolist()[:3] == ["\\frac{1}{2}"] * 3
-    assert ScriptedBackend.calls[0] == ("init", str(tmp_path), {"batch_size": 4})
+    assert ScriptedBackend.calls[0] == ("init", str(tmp_path), {"batch_size": 4, "trust_remote_code": False})
     assert ScriptedBackend.calls[1] == ("generate", 3, 3, 0.6, 0.95, 64, 7)
     assert ScriptedBackend.calls[-1] == ("close",)
     meta = json.loads(pq.read_schema(out).metadata[b"trajfusion"])
