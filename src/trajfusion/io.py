@@ -158,14 +158,6 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def parse_json_flag(flag: str, text: str) -> Any:
-    """The JSON value given to a command-line flag; malformed JSON raises InputError naming the flag."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{flag}: malformed JSON ({exc.msg} at column {exc.colno})") from None
-
-
 def read_table(path: str | os.PathLike, required: Iterable[str] = ()) -> pd.DataFrame:
     """Read a Parquet or JSONL table and check that ``required`` columns are present."""
     path = Path(path)

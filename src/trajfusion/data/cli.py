@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
 from trajfusion.data.pools import SELECTIONS, benchmark_table, build_pool
 from trajfusion.data.registry import BENCHMARKS
-from trajfusion.io import artifact_metadata, parse_json_flag, sha256_file, write_json, write_parquet
+from trajfusion.io import InputError, artifact_metadata, sha256_file, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_build_pool(args: argparse.Namespace) -> int:
-    spec = parse_json_flag("--spec", args.spec)
+    try:
+        spec = json.loads(args.spec)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--spec: malformed JSON ({exc.msg} at column {exc.colno})") from None
     pool, report = build_pool(spec, args.data_dir, args.seed)
     settings = {"command": "build-pool", "spec": spec, "seed": args.seed, "data": _data_fingerprint(args.data_dir)}
     write_parquet(pool, args.output, metadata=artifact_metadata(settings))

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 
-from trajfusion.io import InputError, parse_json_flag
+from trajfusion.io import InputError
 from trajfusion.model.prepare import prepare_model
 
 
@@ -16,7 +17,10 @@ _REQUIRED_FIELDS = {"gguf_package": ("package", "gguf_file"), "tiny": ("package"
 
 def parse_spec(text: str) -> dict:
     """The ``--spec`` JSON of a model source, with its source and required fields checked."""
-    spec = parse_json_flag("--spec", text)
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--spec: malformed JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(spec, dict):
         raise InputError(f"--spec: expected a JSON object, got {text!r}")
     source = spec.get("source")

@@ -51,8 +51,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from trajfusion.io import (InputError, OutputError, config_hash, is_write_failure, library_versions, parse_json_flag,
-                           sha256_file, write_json)
+from trajfusion.io import (InputError, OutputError, config_hash, is_write_failure, library_versions, sha256_file,
+                           write_json)
 from trajfusion.model.gguf import drop_gguf_quantization
 from trajfusion.train.flags import settings_of
 
@@ -86,7 +86,10 @@ def parse_checkpoints(text: str) -> list[int]:
 def parse_rope_scaling(text: str | None) -> dict | None:
     if not text:
         return None
-    value = parse_json_flag("--rope-scaling", text)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--rope-scaling: malformed JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(value, dict) or not isinstance(value.get("rope_type"), str):
         raise InputError(f"--rope-scaling: expected a JSON object with a 'rope_type', got {text!r}")
     return value
