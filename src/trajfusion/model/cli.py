@@ -9,7 +9,6 @@ import json
 from trajfusion.io import InputError
 from trajfusion.model.prepare import prepare_model
 
-
 # Fields each model source needs (config/schema.yaml checks the same for configs).
 _REQUIRED_FIELDS = {"gguf_package": ("package", "gguf_file"), "tiny": ("package", "gguf_file"),
                     "hub": ("hub_id",), "local": ("path",)}

@@ -8,8 +8,15 @@ Modules: ``cli`` (the command), ``flags`` (its flags, as settings and as argv),
 
 from trajfusion.train.cli import register
 from trajfusion.train.flags import args_to_argv
-from trajfusion.train.trainer import (build_meta, check_resume_settings, find_resume_checkpoint, load_model,
-                                      run_fingerprint, run_training, setup_training)
+from trajfusion.train.trainer import (
+    build_meta,
+    check_resume_settings,
+    find_resume_checkpoint,
+    load_model,
+    run_fingerprint,
+    run_training,
+    setup_training,
+)
 
 __all__ = ["args_to_argv", "build_meta", "check_resume_settings", "find_resume_checkpoint", "load_model", "register",
            "run_fingerprint", "run_training", "setup_training"]

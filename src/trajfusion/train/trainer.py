@@ -51,8 +51,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from trajfusion.io import (InputError, OutputError, config_hash, is_write_failure, library_versions, sha256_file,
-                           write_json)
+from trajfusion.io import (
+    InputError,
+    OutputError,
+    config_hash,
+    is_write_failure,
+    library_versions,
+    sha256_file,
+    write_json,
+)
 from trajfusion.model.gguf import drop_gguf_quantization
 from trajfusion.train.flags import settings_of
 
