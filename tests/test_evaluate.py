@@ -163,6 +163,13 @@ def test_evaluate_with_a_scripted_backend_and_the_real_verifier(scripted, tmp_pa
     assert json.loads(pq.read_schema(again).metadata[b"trajfusion"])["config_hash"] == meta["config_hash"]
 
 
+def test_evaluate_passes_the_backend_flags_sampling_passes(scripted, tmp_path, phrase_file):
+    extra = ["--device", "cpu", "--threads", "1", "--gpu-memory-utilization", "0.5"]  # the last is vllm only
+    assert run_cli(eval_args(tmp_path, scripted, tmp_path / "v.parquet", phrase_file, extra=extra)) == 0
+    assert ScriptedBackend.calls[0] == ("init", str(tmp_path), {"device": "cpu", "threads": 1,
+                                                                "trust_remote_code": False})
+
+
 def test_evaluate_renders_chat_templates_with_the_backends_tokenizer(scripted, tmp_path, phrase_file, monkeypatch):
     seen = []
 
