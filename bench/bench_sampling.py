@@ -59,7 +59,7 @@ def timed_generate(backend, prompts: list[str], n: int, max_new_tokens: int, see
 def run(args: argparse.Namespace, sizes: dict) -> dict:
     import torch
 
-    from trajfusion.generation import load_backend
+    from trajfusion.sample.backends import load_backend
 
     backend = load_backend("hf", args.model, batch_size=sizes["prompts"], dtype="float32", device="cpu",
                            threads=args.threads)

@@ -2,7 +2,7 @@
 
 Both modes train the same model from the same start for the same number of optimizer
 steps with the same per-device batch size and ``max_length``, through ``trajfusion
-train``'s own trainer (``trajfusion.train.setup_training``). Examples are fused-like and
+train``'s own trainer (``trajfusion.train.trainer.setup_training``). Examples are fused-like and
 of varied length: GSM8K solutions with 0-4 other problems' solutions fused in front as
 stand-in incorrect trajectories (``trajfusion.fuse.fuse_text`` and the paper's phrases).
 Reported per mode, over the timed steps (the first step is a warm-up and not timed):

@@ -30,9 +30,10 @@ from trajfusion.contracts import (
 from trajfusion.data import benchmark_table, build_pool
 from trajfusion.evaluate import judge
 from trajfusion.fuse import FuseSettings, fuse_frame
-from trajfusion.generation import Completion
 from trajfusion.io import InputError, write_jsonl, write_parquet
-from trajfusion.sample import run_merge, shard_frame
+from trajfusion.sample.backends import Completion
+from trajfusion.sample.cli import run_merge
+from trajfusion.sample.shards import shard_frame
 from trajfusion.verify import compute_stats, verify_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -287,10 +288,10 @@ def test_report_manifest():
 def test_contracts_agree_with_the_stage_constants():
     from trajfusion.data.table import ANSWER_TYPES, PROBLEM_COLUMNS
     from trajfusion.fuse.settings import STRATEGIES
-    from trajfusion.generation import FINISH_REASONS
-    from trajfusion.report.metrics import VERDICT_COLUMNS
     from trajfusion.report import MANIFEST_SCHEMA as REPORT_SCHEMA
+    from trajfusion.report.metrics import VERDICT_COLUMNS
     from trajfusion.sample import MERGED_COLUMNS, SHARD_COLUMNS
+    from trajfusion.sample.backends import FINISH_REASONS
     from trajfusion.verify.filters import REASONS
     from trajfusion.verify.stats import STATS_COLUMNS
 

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from trajfusion import evaluate
-from trajfusion.generation import Completion
 from trajfusion.io import InputError
 from trajfusion.phrases import all_phrases, default_phrases_path
 from trajfusion.report.metrics import check_verdicts
+from trajfusion.sample.backends import Completion
 
 PAPER_PHRASES = {
     "error_recognition": ["Wait... that doesn't seem right. Let's try again.",
@@ -129,10 +129,11 @@ def eval_args(model, bench, out, phrase_file, samples=3, extra=()) -> list[str]:
 
 @pytest.fixture
 def scripted(monkeypatch, tmp_path):
-    import trajfusion.generation
+    import trajfusion.evaluate.cli
 
     ScriptedBackend.calls = []
-    monkeypatch.setattr(trajfusion.generation, "load_backend", lambda name, model_dir, **o: ScriptedBackend(model_dir, **o))
+    monkeypatch.setattr(trajfusion.evaluate.cli, "load_backend",
+                        lambda name, model_dir, **o: ScriptedBackend(model_dir, **o))
     bench = tmp_path / "bench.parquet"
     BENCH.to_parquet(bench)
     return bench
@@ -151,7 +152,7 @@ def test_evaluate_with_a_scripted_backend_and_the_real_verifier(scripted, tmp_pa
     assert df.loc[7, "finish_reason"] == "length" and df.loc[7, "status"] == "ok"
     assert pd.isna(df.loc[8, "answer"]) and not df.loc[8, "correct"]
     assert df["gold"].tolist()[:3] == ["\\frac{1}{2}"] * 3
-    assert ScriptedBackend.calls[0] == ("init", str(tmp_path), {"batch_size": 4})
+    assert ScriptedBackend.calls[0] == ("init", str(tmp_path), {"batch_size": 4, "trust_remote_code": False})
     assert ScriptedBackend.calls[1] == ("generate", 3, 3, 0.6, 0.95, 64, 7)
     assert ScriptedBackend.calls[-1] == ("close",)
     meta = json.loads(pq.read_schema(out).metadata[b"trajfusion"])
@@ -161,6 +162,13 @@ def test_evaluate_with_a_scripted_backend_and_the_real_verifier(scripted, tmp_pa
     run_cli(eval_args(tmp_path, scripted, again, phrase_file, extra=["--batch-size", "4"]))
     assert pd.read_parquet(again).equals(df)
     assert json.loads(pq.read_schema(again).metadata[b"trajfusion"])["config_hash"] == meta["config_hash"]
+
+
+def test_evaluate_passes_the_backend_flags_sampling_passes(scripted, tmp_path, phrase_file):
+    extra = ["--device", "cpu", "--threads", "1", "--gpu-memory-utilization", "0.5"]  # the last is vllm only
+    assert run_cli(eval_args(tmp_path, scripted, tmp_path / "v.parquet", phrase_file, extra=extra)) == 0
+    assert ScriptedBackend.calls[0] == ("init", str(tmp_path), {"device": "cpu", "threads": 1,
+                                                                "trust_remote_code": False})
 
 
 def test_evaluate_renders_chat_templates_with_the_backends_tokenizer(scripted, tmp_path, phrase_file, monkeypatch):

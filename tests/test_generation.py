@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from trajfusion.generation import Completion, derive_seed, encode_prompts, load_backend
 from trajfusion.io import InputError
+from trajfusion.sample.backends import Completion, derive_seed, load_backend
+from trajfusion.templates import encode_prompts
 
 PROMPTS = ["What is 2 + 3?", "A train travels 60 km in 1.5 hours. What is its average speed in km/h?", "x"]
 

@@ -13,9 +13,9 @@ import pytest
 
 from test_generation import FakeVLLM, one_torch_thread  # noqa: F401  (autouse fixture)
 from trajfusion import cli
-from trajfusion.generation import derive_seed
 from trajfusion.io import read_parquet_metadata
 from trajfusion.sample import MERGED_COLUMNS, SHARD_COLUMNS
+from trajfusion.sample.backends import derive_seed
 
 # The CLI imports every stage module; only the sampling stage is needed (and guaranteed) here.
 RUNNER = ("import sys, trajfusion.cli as c; c.STAGE_MODULES = ('sample',); "

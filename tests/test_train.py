@@ -1,4 +1,4 @@
-"""Tests of the SFT training stage (trajfusion.train and trajfusion.training.*)."""
+"""Tests of the SFT training stage (trajfusion.train.*)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 
 from trajfusion import train
 from trajfusion.io import InputError
-from trajfusion.templates import load_template
-from trajfusion.training import dataset as tds
-from trajfusion.training.launch import launch_command, load_deepspeed_config
+from trajfusion.templates import default_prefix_ids, encode_prompt, load_template
+from trajfusion.train import dataset as tds
+from trajfusion.train.launch import launch_command, load_deepspeed_config
 
 REPO = Path(__file__).resolve().parents[1]
 ZERO1 = REPO / "config" / "deepspeed" / "zero1.json"
@@ -132,16 +132,16 @@ def test_prompt_gets_one_bos_whether_or_not_the_template_has_it(tiny_model_dir):
     # SmolLM2's BOS is <|im_start|>; this tokenizer is told to add it like Llama's do.
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, add_bos_token=True)
     bos = tokenizer.bos_token_id
-    assert tds.default_prefix_ids(tokenizer) == [bos]
+    assert default_prefix_ids(tokenizer) == [bos]
     example = tds.FusedExample(line=1, problem_id="p", user="What is 1+1?", assistant="2")
     with_bos = tds.to_prompt_completion(example, load_template("qwen25_math"), tokenizer)[0]
     without_bos = tds.to_prompt_completion(example, load_template("deepseek_math"), tokenizer)[0]
-    ids = tds.encode_prompt(tokenizer, with_bos)
+    ids = encode_prompt(tokenizer, with_bos)
     assert ids[0] == bos and ids[1] != bos  # template's own BOS kept, none added
-    ids = tds.encode_prompt(tokenizer, without_bos)
+    ids = encode_prompt(tokenizer, without_bos)
     assert ids[0] == bos and tokenizer.decode(ids[1:]) == without_bos  # tokenizer's BOS added once
     plain = AutoTokenizer.from_pretrained(tiny_model_dir)  # adds nothing by default
-    assert tds.encode_prompt(plain, without_bos) == plain(without_bos, add_special_tokens=False)["input_ids"]
+    assert encode_prompt(plain, without_bos) == plain(without_bos, add_special_tokens=False)["input_ids"]
 
 
 def test_text_templates_need_no_chat_template(tiny_model_dir):
@@ -167,7 +167,7 @@ def test_collated_labels_mask_the_prompt_and_train_the_suffix(tiny_model_dir, fu
     expected = {}
     for example in tds.load_fused_examples(fused8):
         prompt, completion = tds.to_prompt_completion(example, template, tokenizer)
-        prompt_ids = tds.encode_prompt(tokenizer, prompt)
+        prompt_ids = encode_prompt(tokenizer, prompt)
         completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
         expected[tuple(prompt_ids + completion_ids)] = len(prompt_ids)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(min(4, len(trainer.train_dataset)))])
@@ -338,7 +338,7 @@ def test_max_length_beyond_the_model_window_needs_rope_scaling(tiny_model_dir):
 
 
 def test_padding_is_counted_without_packing(tiny_model_dir, fused8, tmp_path):
-    from trajfusion.training.progress import batch_counts
+    from trajfusion.train.progress import batch_counts
 
     extra = ["--epochs", "1", "--learning-rate", "1e-3", "--per-device-batch-size", "4", "--grad-accum", "1",
              "--max-length", "96", "--no-packing"]

@@ -1,4 +1,6 @@
-"""Prompt templates (paper Appendix B.1) shared by sampling, training and evaluation."""
+"""Prompt templates (paper Appendix B.1) shared by sampling, training and evaluation, and the
+token ids of a rendered prompt (the BOS rule), so that a model sees the same prompt tokens
+when it is trained, sampled and evaluated."""
 
 from __future__ import annotations
 
@@ -63,3 +65,36 @@ def load_template(name: str, path: str | Path | None = None) -> Template:
         raise InputError(f"{file}: template {name!r}: field 'prompt' must contain '{{input}}'")
     return Template(name=name, kind=kind, system=entry.get("system", ""), prompt=entry.get("prompt"),
                     response_suffix=entry.get("response_suffix", ""))
+
+
+def default_prefix_ids(tokenizer) -> list[int]:
+    """Token ids the tokenizer puts before any text by default (e.g. ``[bos_id]``), or ``[]``."""
+    probe = "a"
+    with_special = tokenizer(probe)["input_ids"]
+    without = tokenizer(probe, add_special_tokens=False)["input_ids"]
+    for start in range(len(with_special) - len(without) + 1):
+        if with_special[start:start + len(without)] == without:
+            return list(with_special[:start])
+    return []
+
+
+def encode_prompt(tokenizer, prompt: str, prefix_ids: list[int] | None = None) -> list[int]:
+    """Token ids of a rendered prompt with the tokenizer's leading special tokens (its BOS)
+    exactly once.
+
+    Rendered templates may already start with BOS (e.g. ``<|begin_of_text|>``); encoding
+    with the tokenizer's default special tokens would then double it. So the prompt is
+    encoded without special tokens and the tokenizer's default prefix (``default_prefix_ids``,
+    passed in when encoding many prompts) is prepended only if the prompt lacks it.
+    """
+    prefix = default_prefix_ids(tokenizer) if prefix_ids is None else prefix_ids
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if prefix and ids[:len(prefix)] == prefix:
+        return list(ids)
+    return list(prefix) + list(ids)
+
+
+def encode_prompts(tokenizer, prompts: list[str]) -> list[list[int]]:
+    """``encode_prompt`` of each prompt."""
+    prefix = default_prefix_ids(tokenizer)
+    return [encode_prompt(tokenizer, prompt, prefix) for prompt in prompts]

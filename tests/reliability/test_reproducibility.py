@@ -218,9 +218,9 @@ RUN = "train/tiny/tiny/rel/rel/tf"
 JSON_WITH_PROVENANCE = [
     "fused/tiny/rel/tf.summary.json",          # trajfusion.fuse.fuse_file
     "pools/rel.report.json",                   # build-pool --report
-    "models/tiny/prepare_meta.json",           # trajfusion.model.prepare_model
-    f"{RUN}/final/train_meta.json",            # trajfusion.train.build_meta
-    f"{RUN}/ckpt-2/ckpt_meta.json",            # trajfusion.training.progress.DataProgress._save
+    "models/tiny/prepare_meta.json",           # trajfusion.model.prepare.prepare_model
+    f"{RUN}/final/train_meta.json",            # trajfusion.train.trainer.build_meta
+    f"{RUN}/ckpt-2/ckpt_meta.json",            # trajfusion.train.progress.DataProgress._save
 ]
 
 

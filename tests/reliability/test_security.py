@@ -28,7 +28,7 @@ from trajfusion import cli, evaluate
 from trajfusion.io import write_parquet
 from trajfusion.phrases import all_phrases, default_phrases_path
 from trajfusion.templates import load_template
-from trajfusion.training.dataset import IGNORE_INDEX, build_training_rows, load_fused_examples
+from trajfusion.train.dataset import IGNORE_INDEX, build_training_rows, load_fused_examples
 from trajfusion.verify import verify_frame
 
 # --------------------------------------------------------------------------- (a) scanner
@@ -229,7 +229,7 @@ def test_trust_remote_code_is_a_flag_that_defaults_to_false():
     # on as a variable; the one CLI flag is store_true and no rule or config sets it.
     mentions = [path for path in scanned_files() if "trust_remote_code" in path.read_text()
                 or "trust-remote-code" in path.read_text()]
-    assert {p.name for p in mentions} == {"sample.py", "hf.py", "vllm_backend.py"}
+    assert {p.name for p in mentions} == {"options.py", "hf.py", "vllm.py"}
     assert "trust" not in (REPO / "config/schema.yaml").read_text()
 
 

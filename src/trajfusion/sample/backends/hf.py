@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import time
 
-from trajfusion.generation import BatchedBackend, Completion
 from trajfusion.io import InputError
+from trajfusion.sample.backends import BatchedBackend, Completion
 
 log = logging.getLogger(__name__)
 

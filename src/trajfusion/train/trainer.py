@@ -3,7 +3,7 @@
 Full fine-tuning with TRL's ``SFTTrainer``. Each fused example becomes a prompt (the
 backbone's template, ``trajfusion.templates``) and a completion (the fused response plus
 the template's end-of-turn suffix); the loss covers the completion only. Tokenization
-details (one BOS, no extra EOS) are in ``trajfusion.training.dataset``.
+details (one BOS, no extra EOS) are in ``trajfusion.train.dataset``.
 
 Packing (``--packing``, the paper's setting) uses TRL's best-fit-decreasing packing with
 padding-free batches: the examples of a batch are concatenated into one row and
@@ -29,8 +29,8 @@ of non-pad tokens in the batches actually fed to the model (1.0 with padding-fre
 packing) and, with packing, how full the packed rows are.
 
 Checkpoints at fixed numbers of training examples (``--checkpoints``), trainer checkpoints
-and resume are described in ``trajfusion.training.progress``; the multi-GPU launch and
-DeepSpeed configuration in ``trajfusion.training.launch``.
+and resume are described in ``trajfusion.train.progress``; the multi-GPU launch and
+DeepSpeed configuration in ``trajfusion.train.launch``.
 
 Outputs under ``--output-dir``: ``final/`` (model safetensors, tokenizer,
 ``train_meta.json``), ``ckpt-{n}/`` for every configured count, and ``trainer/`` (trainer
@@ -51,9 +51,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from trajfusion.io import (InputError, OutputError, config_hash, is_write_failure, library_versions, sha256_file,
-                           write_json)
-from trajfusion.training.launch import DEFAULT_MAIN_PROCESS_PORT, is_launched_worker, relaunch
+from trajfusion.io import (
+    InputError,
+    OutputError,
+    config_hash,
+    is_write_failure,
+    library_versions,
+    sha256_file,
+    write_json,
+)
+from trajfusion.model.gguf import drop_gguf_quantization
+from trajfusion.train.flags import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -66,83 +74,6 @@ VERSION_PACKAGES = ("trajfusion", "torch", "transformers", "trl", "accelerate", 
 # Settings that do not change what is trained: a resumed run may differ in these.
 _RESUME_NEUTRAL = {"output_dir", "logging_steps", "save_steps", "save_total_limit", "keep_trainer_checkpoints",
                    "main_process_port"}
-
-
-# -- command line ------------------------------------------------------------------
-
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="base model directory or hub id")
-    p.add_argument("--dataset", required=True, help="fused JSONL dataset")
-    p.add_argument("--template", required=True, help="prompt template name (resources/templates.yaml)")
-    p.add_argument("--output-dir", required=True)
-    p.add_argument("--epochs", type=float, required=True)
-    p.add_argument("--learning-rate", type=float, required=True)
-    p.add_argument("--per-device-batch-size", type=int, required=True)
-    p.add_argument("--grad-accum", type=int, required=True)
-    p.add_argument("--max-length", type=int, required=True, help="tokens per example; with packing, per packed row")
-    p.add_argument("--packing", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--precision", choices=("fp32", "bf16"), required=True)
-    p.add_argument("--deepspeed", default=None, help="DeepSpeed JSON config (e.g. config/deepspeed/zero1.json)")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--checkpoints", default="", help="comma-separated example counts, e.g. '8000,16000'")
-    p.add_argument("--rope-scaling", default=None,
-                   help='JSON, e.g. \'{"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 4096}\'')
-    p.add_argument("--warmup-ratio", type=float, default=0.0, help="share of steps with linear warm-up")
-    p.add_argument("--lr-scheduler", default="cosine",
-                   choices=("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr"))
-    p.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps (-1: epochs)")
-    p.add_argument("--logging-steps", type=int, default=10)
-    p.add_argument("--save-steps", type=int, default=500, help="trainer checkpoint every N optimizer steps")
-    p.add_argument("--save-total-limit", type=int, default=2, help="trainer checkpoints kept")
-    p.add_argument("--keep-trainer-checkpoints", action=argparse.BooleanOptionalAction, default=True,
-                   help="keep OUTPUT_DIR/trainer/checkpoint-* after a successful run")
-    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--attn-implementation", default="sdpa",
-                   choices=("sdpa", "eager", "flash_attention_2", "flash_attention_3"))
-    p.add_argument("--num-gpus", type=int, default=1, help="GPUs per node; >1 relaunches via accelerate")
-    p.add_argument("--num-nodes", type=int, default=1)
-    p.add_argument("--main-process-port", type=int, default=DEFAULT_MAIN_PROCESS_PORT)
-
-
-def register(sub) -> None:
-    p = sub.add_parser("train", help="fine-tune a backbone on a fused dataset",
-                       description=__doc__.splitlines()[0])
-    _add_arguments(p)
-    p.set_defaults(func=run)
-
-
-def _train_actions() -> list[argparse.Action]:
-    parser = argparse.ArgumentParser(add_help=False)
-    _add_arguments(parser)
-    return list(parser._actions)
-
-
-def args_to_argv(args: argparse.Namespace) -> list[str]:
-    """The ``train`` flags that reproduce ``args`` (used to relaunch on several GPUs)."""
-    argv = []
-    for action in _train_actions():
-        value = getattr(args, action.dest)
-        flag = action.option_strings[0]
-        if isinstance(action, argparse.BooleanOptionalAction):
-            argv.append(flag if value else "--no-" + flag[2:])
-        elif value is not None:
-            argv += [flag, str(value)]
-    return argv
-
-
-def settings_of(args: argparse.Namespace) -> dict:
-    """The ``train`` flags' values (not the global CLI options)."""
-    return {action.dest: getattr(args, action.dest) for action in sorted(_train_actions(), key=lambda a: a.dest)}
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.num_gpus * args.num_nodes > 1 and not is_launched_worker():
-        if args.num_nodes > 1:
-            raise InputError("--num-nodes > 1: start one `accelerate launch` per node (see "
-                             "trajfusion.training.launch.launch_command); --num-gpus alone covers one node")
-        relaunch(args_to_argv(args), args.num_gpus, main_process_port=args.main_process_port)
-    run_training(args)
-    return 0
 
 
 # -- settings validation -------------------------------------------------------------
@@ -186,7 +117,7 @@ def check_settings(args: argparse.Namespace) -> None:
     if args.deepspeed:
         from importlib.util import find_spec
 
-        from trajfusion.training.launch import load_deepspeed_config
+        from trajfusion.train.launch import load_deepspeed_config
 
         load_deepspeed_config(args.deepspeed)
         if find_spec("deepspeed") is None:
@@ -212,25 +143,13 @@ def apply_rope_scaling(config, scaling: dict, max_length: int) -> None:
     config.max_position_embeddings = max(config.max_position_embeddings, extended, max_length)
 
 
-def drop_gguf_quantization(config, model_name: str) -> None:
-    """Forget a GGUF ``quantization_config`` left in the config of dequantized weights.
-
-    A model dequantized from GGUF and re-saved keeps ``quantization_config: {quant_method:
-    gguf}`` in its config.json although its safetensors are plain floats; transformers then
-    treats it as quantized and the Trainer refuses to fine-tune it.
-    """
-    quantization = getattr(config, "quantization_config", None)
-    if isinstance(quantization, dict) and quantization.get("quant_method") == "gguf":
-        log.warning("%s: ignoring the GGUF quantization_config of its (dequantized) weights", model_name)
-        del config.quantization_config
-
-
 def load_model(model_name: str, rope_scaling: dict | None, max_length: int, attn_implementation: str):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(model_name)
-    drop_gguf_quantization(config, model_name)
+    if drop_gguf_quantization(config):
+        log.warning("%s: ignoring the GGUF quantization_config of its (dequantized) weights", model_name)
     if rope_scaling:
         apply_rope_scaling(config, rope_scaling, max_length)
     if max_length > config.max_position_embeddings:
@@ -247,7 +166,8 @@ def load_tokenizer(model_name: str):
     try:
         return AutoTokenizer.from_pretrained(model_name)
     except (OSError, ValueError) as exc:  # no such directory / Hub id, or no tokenizer files in it
-        raise InputError(f"--model: cannot load a tokenizer from {model_name!r} ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"--model: cannot load a tokenizer from {model_name!r} "
+                         f"({type(exc).__name__}: {exc})") from None
 
 
 # -- resume --------------------------------------------------------------------------
@@ -337,7 +257,7 @@ def last_logged_loss(log_history: list[dict]) -> float | None:
 
 
 def save_final(trainer, final_dir: Path, meta: dict) -> None:
-    from trajfusion.training.progress import save_model_atomically
+    from trajfusion.train.progress import save_model_atomically
 
     save_model_atomically(trainer, final_dir, META_NAME, meta)
 
@@ -370,7 +290,7 @@ def setup_training(args: argparse.Namespace, callbacks: list | None = None) -> T
     targets = parse_checkpoints(args.checkpoints)
     rope_scaling = parse_rope_scaling(args.rope_scaling)
     from trajfusion.templates import load_template
-    from trajfusion.training.dataset import build_training_rows, load_fused_examples
+    from trajfusion.train.dataset import build_training_rows, load_fused_examples
 
     template = load_template(args.template)
     examples = load_fused_examples(args.dataset)
@@ -399,7 +319,7 @@ def run_training(args: argparse.Namespace, callbacks: list | None = None) -> dic
     """Train as configured by the ``train`` flags; return the metadata written to train_meta.json."""
     wall_start = time.perf_counter()
     run = setup_training(args, callbacks)
-    trainer, progress = run.trainer, run.progress
+    trainer = run.trainer
     log.info("global batch = %d per device x %d accumulation x %d processes = %d %s",
              args.per_device_batch_size, args.grad_accum, trainer.args.world_size, run.global_batch,
              _batch_unit(args))
@@ -459,7 +379,7 @@ def _step_of(checkpoint: Path | None) -> int | None:
 def _build_trainer(args, model, tokenizer, rows, targets, output_dir: Path, callbacks, provenance: dict):
     from datasets import Dataset
 
-    from trajfusion.training.progress import SNAPSHOT_DIR, DataProgress, FusedSFTTrainer
+    from trajfusion.train.progress import SNAPSHOT_DIR, DataProgress, FusedSFTTrainer
 
     progress = DataProgress(targets, output_dir, output_dir / TRAINER_DIR / SNAPSHOT_DIR,
                             provenance=provenance)
@@ -467,4 +387,3 @@ def _build_trainer(args, model, tokenizer, rows, targets, output_dir: Path, call
                               train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                               progress=progress, callbacks=callbacks)
     return trainer, progress
-

