@@ -3,18 +3,19 @@
 
 rule build_pool:
     input:
-        code=code("data"),
+        checksums=DATA_CHECKSUMS,
     output:
-        pool=f"{RESULTS}/pools/{{pool}}.parquet",
-        report=f"{RESULTS}/pools/{{pool}}.report.json",
+        pool=PATHS["pool"],
+        report=PATHS["pool_report"],
     params:
         spec=lambda w: as_json(config["pools"][w.pool]),
         seed=config["seed"],
-        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake would read braces in a string as wildcards
+        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake reads braces in a string as wildcards
+        code=code("data"),
     log:
-        f"{LOGS}/build_pool/{{pool}}.log",
+        log_pattern("build_pool"),
     benchmark:
-        f"{BENCH}/build_pool/{{pool}}.tsv"
+        cost_pattern("build_pool")
     conda:
         "../envs/core.yaml"
     shell:
@@ -24,22 +25,20 @@ rule build_pool:
 
 rule prepare_benchmark:
     input:
-        code=code("data"),
+        checksums=DATA_CHECKSUMS,
     output:
-        f"{RESULTS}/benchmarks/{{bench}}.parquet",
+        PATHS["benchmark"],
     params:
-        limit=lambda w: f"--limit {config['benchmarks'][w.bench]['limit']}" if config["benchmarks"][w.bench].get("limit") else "",
-        select=lambda w: f"--select {config['benchmarks'][w.bench]['select']}" if "select" in config["benchmarks"][w.bench] else "",
-        pictures=lambda w: "--keep-pictures" if config["benchmarks"][w.bench].get("keep_pictures") else "",
+        flags=lambda w: benchmark_flags(w.bench),
         seed=config["seed"],
-        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake would read braces in a string as wildcards
+        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake reads braces in a string as wildcards
+        code=code("data"),
     log:
-        f"{LOGS}/prepare_benchmark/{{bench}}.log",
+        log_pattern("prepare_benchmark"),
     benchmark:
-        f"{BENCH}/prepare_benchmark/{{bench}}.tsv"
+        cost_pattern("prepare_benchmark")
     conda:
         "../envs/core.yaml"
     shell:
         "trajfusion prepare-benchmark --name {wildcards.bench} --data-dir {params.data_dir:q}"
-        " {params.limit} {params.select} --seed {params.seed} {params.pictures}"
-        " --output {output} > {log} 2>&1"
+        "{params.flags} --seed {params.seed} --output {output} > {log} 2>&1"

@@ -2,17 +2,16 @@
 
 
 rule prepare_model:
-    input:
-        code=code("models"),
     output:
-        directory(f"{RESULTS}/models/{{model}}"),
+        directory(PATHS["model"]),
     params:
         spec=lambda w: as_json(config["models"][w.model]),
         seed=config["seed"],
+        code=code("models"),
     log:
-        f"{LOGS}/prepare_model/{{model}}.log",
+        log_pattern("prepare_model"),
     benchmark:
-        f"{BENCH}/prepare_model/{{model}}.tsv"
+        cost_pattern("prepare_model")
     conda:
         "../envs/train.yaml"
     shell:
