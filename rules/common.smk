@@ -12,8 +12,15 @@ from snakemake.utils import validate
 # The plan and the path patterns of this checkout, whichever trajfusion is installed.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
-from trajfusion.plan import COST, PATHS, Plan, cost_pattern, log_pattern, path, profile_settings
-
+from trajfusion.plan import (
+    COST,
+    PATHS,
+    Plan,
+    cost_pattern,
+    log_pattern,
+    path,
+    profile_settings,
+)
 
 validate(config, schema=workflow.source_path("../config/schema.yaml"))
 
@@ -25,7 +32,8 @@ envvars:
     "PATH",
 
 
-os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]
+search_path = os.environ["PATH"]
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), search_path])
 
 PACKAGE = os.path.join(workflow.basedir, "src", "trajfusion")
 DATA_DIR = (
@@ -38,7 +46,9 @@ DATA_DIR = (
 DATA_CHECKSUMS = os.path.join(DATA_DIR, "SHA256SUMS")
 TEMPLATES = os.path.join(PACKAGE, "resources", "templates.yaml")
 PAPER_RESULTS = os.path.join(PACKAGE, "resources", "paper_results.yaml")
-PHRASES = config["fusion"]["phrases"] or os.path.join(PACKAGE, "resources", "phrases.yaml")
+PHRASES = config["fusion"]["phrases"] or os.path.join(
+    PACKAGE, "resources", "phrases.yaml"
+)
 
 
 wildcard_constraints:
@@ -61,41 +71,84 @@ def check_references(cfg):
     """Cross-references the JSON schema cannot express, each error naming its key."""
     for name, teacher in cfg["teachers"].items():
         if teacher["model"] not in cfg["models"]:
-            _fail(f"teachers.{name}.model", f"unknown model {teacher['model']!r}; known: {sorted(cfg['models'])}")
+            _fail(
+                f"teachers.{name}.model",
+                f"unknown model {teacher['model']!r}; known: {sorted(cfg['models'])}",
+            )
     for name, backbone in cfg["backbones"].items():
         if backbone["model"] not in cfg["models"]:
-            _fail(f"backbones.{name}.model", f"unknown model {backbone['model']!r}; known: {sorted(cfg['models'])}")
+            _fail(
+                f"backbones.{name}.model",
+                f"unknown model {backbone['model']!r}; known: {sorted(cfg['models'])}",
+            )
     variants = cfg["fusion"]["variants"]
     for name, variant in variants.items():
-        given = [key for key in ("alpha", "alpha_target", "alpha_from") if key in variant]
+        given = [
+            key for key in ("alpha", "alpha_target", "alpha_from") if key in variant
+        ]
         if variant["k_max"] > 0 and len(given) != 1:
-            _fail(f"fusion.variants.{name}",
-                  f"a variant with k_max > 0 needs exactly one of alpha, alpha_target, alpha_from (has {given})")
+            _fail(
+                f"fusion.variants.{name}",
+                f"a variant with k_max > 0 needs exactly one of alpha, alpha_target, alpha_from (has {given})",
+            )
         source = variant.get("alpha_from")
         if source is not None and "alpha_target" not in variants.get(source, {}):
-            _fail(f"fusion.variants.{name}.alpha_from",
-                  f"{source!r} must name a variant that has alpha_target; variants: {sorted(variants)}")
+            _fail(
+                f"fusion.variants.{name}.alpha_from",
+                f"{source!r} must name a variant that has alpha_target; variants: {sorted(variants)}",
+            )
     for name, pool in cfg["pools"].items():
         for i, bench in enumerate(pool.get("decontaminate_against", [])):
             if bench not in cfg["benchmarks"] and bench not in BENCHMARK_NAMES:
-                _fail(f"pools.{name}.decontaminate_against[{i}]", f"unknown benchmark {bench!r}")
+                _fail(
+                    f"pools.{name}.decontaminate_against[{i}]",
+                    f"unknown benchmark {bench!r}",
+                )
     for name, exp in cfg["experiments"].items():
-        for key, known in (("teacher", cfg["teachers"]), ("pool", cfg["pools"]),
-                           ("training_profile", cfg["training_profiles"])):
+        for key, known in (
+            ("teacher", cfg["teachers"]),
+            ("pool", cfg["pools"]),
+            ("training_profile", cfg["training_profiles"]),
+        ):
             if exp[key] not in known:
-                _fail(f"experiments.{name}.{key}", f"unknown {key} {exp[key]!r}; known: {sorted(known)}")
-        for key, known in (("backbones", cfg["backbones"]), ("variants", cfg["fusion"]["variants"]),
-                           ("benchmarks", cfg["benchmarks"]), ("checkpoint_benchmarks", cfg["benchmarks"])):
+                _fail(
+                    f"experiments.{name}.{key}",
+                    f"unknown {key} {exp[key]!r}; known: {sorted(known)}",
+                )
+        for key, known in (
+            ("backbones", cfg["backbones"]),
+            ("variants", cfg["fusion"]["variants"]),
+            ("benchmarks", cfg["benchmarks"]),
+            ("checkpoint_benchmarks", cfg["benchmarks"]),
+        ):
             for i, item in enumerate(exp.get(key, [])):
                 if item not in known:
-                    _fail(f"experiments.{name}.{key}[{i}]", f"unknown name {item!r}; known: {sorted(known)}")
-        if exp["checkpoint_benchmarks"] and not profile_settings(cfg, exp["training_profile"])["checkpoints"]:
-            _fail(f"experiments.{name}.checkpoint_benchmarks",
-                  f"training profile {exp['training_profile']!r} defines no checkpoints")
+                    _fail(
+                        f"experiments.{name}.{key}[{i}]",
+                        f"unknown name {item!r}; known: {sorted(known)}",
+                    )
+        if (
+            exp["checkpoint_benchmarks"]
+            and not profile_settings(cfg, exp["training_profile"])["checkpoints"]
+        ):
+            _fail(
+                f"experiments.{name}.checkpoint_benchmarks",
+                f"training profile {exp['training_profile']!r} defines no checkpoints",
+            )
 
 
-BENCHMARK_NAMES = ["gsm8k", "math", "math500", "college_math", "deepmind_math", "olympiadbench",
-                   "theoremqa", "aime24", "aime25", "synthetic_arith_test"]
+BENCHMARK_NAMES = [
+    "gsm8k",
+    "math",
+    "math500",
+    "college_math",
+    "deepmind_math",
+    "olympiadbench",
+    "theoremqa",
+    "aime24",
+    "aime25",
+    "synthetic_arith_test",
+]
 
 check_references(config)
 PLAN = Plan.from_config(config)
@@ -125,15 +178,22 @@ def module_files(module):
     package = os.path.join(PACKAGE, module)
     if os.path.isdir(package):
         return glob(os.path.join(package, "**", "*.py"), recursive=True)
-    raise ValueError(f"STAGE_CODE names {module!r}, neither {module}.py nor a package folder under {PACKAGE}")
+    raise ValueError(
+        f"STAGE_CODE names {module!r}, neither {module}.py nor a package folder under {PACKAGE}"
+    )
 
 
 @functools.cache
 def code(stage):
     """SHA-256 over the stage's source files (names and contents), a `params:` entry: an edit
-    reruns the stage and what depends on it, a touch or a checkout of the same content does not."""
-    files = sorted({file for module in STAGE_CODE[stage] for file in module_files(module)})
-    listing = "".join(f"{_sha256(file)}  {os.path.relpath(file, PACKAGE)}\n" for file in files)
+    reruns the stage and what depends on it, a touch or a checkout of the same content does not.
+    """
+    files = sorted(
+        {file for module in STAGE_CODE[stage] for file in module_files(module)}
+    )
+    listing = "".join(
+        f"{_sha256(file)}  {os.path.relpath(file, PACKAGE)}\n" for file in files
+    )
     return hashlib.sha256(listing.encode()).hexdigest()
 
 

@@ -7,17 +7,17 @@ rule build_pool:
     output:
         pool=PATHS["pool"],
         report=PATHS["pool_report"],
-    params:
-        spec=lambda w: as_json(config["pools"][w.pool]),
-        seed=config["seed"],
-        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake reads braces in a string as wildcards
-        code=code("data"),
     log:
         log_pattern("build_pool"),
     benchmark:
         cost_pattern("build_pool")
     conda:
         "../envs/core.yaml"
+    params:
+        spec=lambda w: as_json(config["pools"][w.pool]),
+        seed=config["seed"],
+        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake reads braces in a string as wildcards
+        code=code("data"),
     shell:
         "trajfusion build-pool --spec {params.spec:q} --data-dir {params.data_dir:q} --seed {params.seed}"
         " --output {output.pool} --report {output.report} > {log} 2>&1"
@@ -28,17 +28,17 @@ rule prepare_benchmark:
         checksums=DATA_CHECKSUMS,
     output:
         PATHS["benchmark"],
-    params:
-        flags=lambda w: benchmark_flags(w.bench),
-        seed=config["seed"],
-        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake reads braces in a string as wildcards
-        code=code("data"),
     log:
         log_pattern("prepare_benchmark"),
     benchmark:
         cost_pattern("prepare_benchmark")
     conda:
         "../envs/core.yaml"
+    params:
+        flags=lambda w: benchmark_flags(w.bench),
+        seed=config["seed"],
+        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake reads braces in a string as wildcards
+        code=code("data"),
     shell:
         "trajfusion prepare-benchmark --name {wildcards.bench} --data-dir {params.data_dir:q}"
         "{params.flags} --seed {params.seed} --output {output} > {log} 2>&1"

@@ -10,20 +10,20 @@ rule evaluate:
         phrases=PHRASES,
     output:
         PATHS["eval"],
-    params:
-        flags=lambda w: eval_flags(w.bench, w.profile),
-        template=lambda w: config["backbones"][w.backbone]["template"],
-        seed=config["seed"],
-        code=code("evaluate"),
-    threads: config["evaluation"]["threads"]
-    resources:
-        gpu=PLAN.evaluation_gpus(),
     log:
         log_pattern("evaluate"),
     benchmark:
         cost_pattern("evaluate")
     conda:
         "../envs/vllm.yaml"
+    threads: config["evaluation"]["threads"]
+    resources:
+        gpu=PLAN.evaluation_gpus(),
+    params:
+        flags=lambda w: eval_flags(w.bench, w.profile),
+        template=lambda w: config["backbones"][w.backbone]["template"],
+        seed=config["seed"],
+        code=code("evaluate"),
     shell:
         "OMP_NUM_THREADS={threads} trajfusion evaluate --model {input.model} --benchmark {input.benchmark}"
         " --template {params.template} {params.flags} --seed {params.seed} --workers {threads}"

@@ -7,17 +7,17 @@ rule calibrate_alpha:
         PATHS["verified"],
     output:
         PATHS["alpha"],
-    params:
-        k_max=lambda w: variant_spec(w.variant)["k_max"],
-        target=lambda w: variant_spec(w.variant)["alpha_target"],
-        strategy=lambda w: variant_spec(w.variant)["strategy"],
-        code=code("fuse"),
     log:
         log_pattern("calibrate_alpha"),
     benchmark:
         cost_pattern("calibrate_alpha")
     conda:
         "../envs/core.yaml"
+    params:
+        k_max=lambda w: variant_spec(w.variant)["k_max"],
+        target=lambda w: variant_spec(w.variant)["alpha_target"],
+        strategy=lambda w: variant_spec(w.variant)["strategy"],
+        code=code("fuse"),
     shell:
         "trajfusion calibrate-alpha --input {input} --k-max {params.k_max} --target-errors {params.target}"
         " --strategy {params.strategy} --output {output} > {log} 2>&1"
@@ -29,16 +29,16 @@ rule fuse:
     output:
         data=PATHS["fused"],
         summary=PATHS["fusion_summary"],
-    params:
-        flags=lambda w: fusion_flags(w.variant),
-        alpha=alpha_flag,
-        code=code("fuse"),
     log:
         log_pattern("fuse"),
     benchmark:
         cost_pattern("fuse")
     conda:
         "../envs/core.yaml"
+    params:
+        flags=lambda w: fusion_flags(w.variant),
+        alpha=alpha_flag,
+        code=code("fuse"),
     shell:
         "trajfusion fuse --input {input.verified} --output {output.data} --summary {output.summary}"
         " {params.flags} {params.alpha} > {log} 2>&1"

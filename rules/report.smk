@@ -7,8 +7,16 @@ REPORT_OUTPUTS = [
         "metrics.csv",
         "cost.md",
         "cost.csv",
-        *(f"{table}.{ext}" for table in ("table1", "table2", "table3", "significance") for ext in ("md", "csv", "tex")),
-        *(f"{figure}.{ext}" for figure in ("figure1", "figure3", "figure4") for ext in ("png", "pdf")),
+        *(
+            f"{table}.{ext}"
+            for table in ("table1", "table2", "table3", "significance")
+            for ext in ("md", "csv", "tex")
+        ),
+        *(
+            f"{figure}.{ext}"
+            for figure in ("figure1", "figure3", "figure4")
+            for ext in ("png", "pdf")
+        ),
     )
 ]
 
@@ -19,11 +27,11 @@ rule report_manifest:
     output:
         manifest=provenance_item(path("report", name="manifest.json")),
         config=provenance_item(path("report", name="config.yaml")),
-    params:
-        manifest=PLAN.manifest(),
-    localrule: True
     log:
         log_pattern("report_manifest"),
+    localrule: True
+    params:
+        manifest=PLAN.manifest(),
     run:
         write_report_manifest(params.manifest, input, output)
 
@@ -37,6 +45,12 @@ rule report:
         paper_results=PAPER_RESULTS,
     output:
         [report_item(file) for file in REPORT_OUTPUTS],
+    log:
+        log_pattern("report"),
+    benchmark:
+        cost_pattern("report")
+    conda:
+        "../envs/core.yaml"
     params:
         out_dir=lambda w, input: os.path.dirname(input.manifest),
         seed=config["seed"],
@@ -46,12 +60,6 @@ rule report:
         cost_files=PLAN.cost_files(),
         gpus=lambda w: as_json(PLAN.gpu_patterns()),  # a callable: the JSON has braces
         code=code("report"),
-    log:
-        log_pattern("report"),
-    benchmark:
-        cost_pattern("report")
-    conda:
-        "../envs/core.yaml"
     shell:
         "trajfusion report --manifest {input.manifest} --out-dir {params.out_dir} --seed {params.seed}"
         " --cost-dir {params.cost_dir} --cost-files {params.cost_files} --gpus-per-job {params.gpus:q}"

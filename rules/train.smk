@@ -11,26 +11,32 @@ for _profile in config["training_profiles"]:
         input:
             **training_inputs(_profile),
         output:
-            final=directory(partly(PATHS["checkpoint"], profile=_profile, checkpoint="final")),
             **{
-                f"ckpt_{n}": directory(partly(PATHS["checkpoint"], profile=_profile, checkpoint=f"ckpt-{n}"))
+                f"ckpt_{n}": directory(
+                    partly(
+                        PATHS["checkpoint"], profile=_profile, checkpoint=f"ckpt-{n}"
+                    )
+                )
                 for n in profile_settings(config, _profile)["checkpoints"]
             },
-        params:
-            flags=lambda w, _p=_profile: training_flags(_p),  # a callable: the JSON has braces
-            template=lambda w: config["backbones"][w.backbone]["template"],
-            seed=config["seed"],
-            out_dir=lambda w, output: os.path.dirname(output.final),
-            code=code("train"),
-        threads: 2
-        resources:
-            gpu=PLAN.training_gpus(_profile),
+            final=directory(
+                partly(PATHS["checkpoint"], profile=_profile, checkpoint="final")
+            ),
         log:
             partly(log_pattern("train"), profile=_profile),
         benchmark:
             partly(cost_pattern("train"), profile=_profile)
         conda:
             "../envs/train.yaml"
+        threads: 2
+        resources:
+            gpu=PLAN.training_gpus(_profile),
+        params:
+            flags=lambda w, _p=_profile: training_flags(_p),  # a callable: the JSON has braces
+            template=lambda w: config["backbones"][w.backbone]["template"],
+            seed=config["seed"],
+            out_dir=lambda w, output: os.path.dirname(output.final),
+            code=code("train"),
         shell:
             "OMP_NUM_THREADS={threads} trajfusion train --model {input.model} --dataset {input.dataset}"
             " --template {params.template} --output-dir {params.out_dir} --seed {params.seed}"

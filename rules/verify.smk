@@ -6,6 +6,13 @@ rule verify:
         PATHS["samples"],
     output:
         PATHS["verified"],
+    log:
+        log_pattern("verify"),
+    benchmark:
+        cost_pattern("verify")
+    conda:
+        "../envs/core.yaml"
+    threads: max(1, config["verify"]["workers"])
     params:
         timeout=config["verify"]["timeout"],
         filters=lambda w: as_json(config["verify"]["filters"]),
@@ -13,13 +20,6 @@ rule verify:
         # workers: 0 verifies inline and stays 0.
         workers=lambda w, threads: threads if config["verify"]["workers"] else 0,
         code=code("verify"),
-    threads: max(1, config["verify"]["workers"])
-    log:
-        log_pattern("verify"),
-    benchmark:
-        cost_pattern("verify")
-    conda:
-        "../envs/core.yaml"
     shell:
         "trajfusion verify --input {input} --output {output} --workers {params.workers}"
         " --timeout {params.timeout} --filters {params.filters:q} > {log} 2>&1"
@@ -30,13 +30,13 @@ rule stats:
         PATHS["verified"],
     output:
         PATHS["stats"],
-    params:
-        code=code("verify"),
     log:
         log_pattern("stats"),
     benchmark:
         cost_pattern("stats")
     conda:
         "../envs/core.yaml"
+    params:
+        code=code("verify"),
     shell:
         "trajfusion stats --input {input} --output {output} > {log} 2>&1"
