@@ -109,6 +109,19 @@ def training_inputs(profile):
     return inputs
 
 
+def training_outputs(profile):
+    """The run's final model and each first-epoch checkpoint, an output of its own."""
+    checkpoints = ["final"] + [
+        f"ckpt-{n}" for n in profile_settings(config, profile)["checkpoints"]
+    ]
+    return {
+        name.replace("-", "_"): directory(
+            partly(PATHS["checkpoint"], profile=profile, checkpoint=name)
+        )
+        for name in checkpoints
+    }
+
+
 def training_flags(profile):
     s = profile_settings(config, profile)
     flags = (

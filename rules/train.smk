@@ -11,17 +11,7 @@ for _profile in config["training_profiles"]:
         input:
             **training_inputs(_profile),
         output:
-            **{
-                f"ckpt_{n}": directory(
-                    partly(
-                        PATHS["checkpoint"], profile=_profile, checkpoint=f"ckpt-{n}"
-                    )
-                )
-                for n in profile_settings(config, _profile)["checkpoints"]
-            },
-            final=directory(
-                partly(PATHS["checkpoint"], profile=_profile, checkpoint="final")
-            ),
+            **training_outputs(_profile),
         log:
             partly(log_pattern("train"), profile=_profile),
         benchmark:
