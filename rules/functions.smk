@@ -69,14 +69,8 @@ def alpha_flag(w, input):
 
 def phrases_flag():
     """Only a configured phrase file is passed; the commands default to the packaged one."""
-    return optional_flag(
-        "--phrases",
-        (
-            shlex.quote(config["fusion"]["phrases"])
-            if config["fusion"]["phrases"]
-            else None
-        ),
-    )
+    phrases = config["fusion"]["phrases"]
+    return f" --phrases {shlex.quote(phrases)}" if phrases else ""
 
 
 def fusion_flags(variant):
@@ -138,9 +132,8 @@ def training_flags(profile):
         flags += f" --max-steps {s['max_steps']}"
     if s["checkpoints"]:
         flags += " --checkpoints " + ",".join(str(n) for n in s["checkpoints"])
-    flags += optional_flag(
-        "--deepspeed", deepspeed_file(profile) and shlex.quote(deepspeed_file(profile))
-    )
+    if deepspeed_file(profile):
+        flags += f" --deepspeed {shlex.quote(deepspeed_file(profile))}"
     if s["rope_scaling"]:
         flags += " --rope-scaling " + shlex.quote(
             json.dumps(s["rope_scaling"], sort_keys=True)
