@@ -115,6 +115,8 @@ def _distinct(items) -> list:
 
 @dataclass(frozen=True)
 class Plan:
+    """Every evaluation the experiments ask for; the other job lists derive from them."""
+
     config: dict
     evaluations: tuple[Evaluation, ...]
 
