@@ -20,6 +20,7 @@ report: "docs/report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/functions.smk"
 include: "rules/data.smk"
 include: "rules/models.smk"
 include: "rules/sample.smk"

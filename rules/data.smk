@@ -3,20 +3,21 @@
 
 rule build_pool:
     input:
-        code=code("data"),
+        checksums=DATA_CHECKSUMS,
     output:
-        pool=f"{RESULTS}/pools/{{pool}}.parquet",
-        report=f"{RESULTS}/pools/{{pool}}.report.json",
+        pool=PATHS["pool"],
+        report=PATHS["pool_report"],
+    log:
+        log_pattern("build_pool"),
+    benchmark:
+        cost_pattern("build_pool")
+    conda:
+        "../envs/core.yaml"
     params:
         spec=lambda w: as_json(config["pools"][w.pool]),
         seed=config["seed"],
-        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake would read braces in a string as wildcards
-    log:
-        f"{LOGS}/build_pool/{{pool}}.log",
-    benchmark:
-        f"{BENCH}/build_pool/{{pool}}.tsv"
-    conda:
-        "../envs/core.yaml"
+        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake reads braces in a string as wildcards
+        code=code("data"),
     shell:
         "trajfusion build-pool --spec {params.spec:q} --data-dir {params.data_dir:q} --seed {params.seed}"
         " --output {output.pool} --report {output.report} > {log} 2>&1"
@@ -24,22 +25,20 @@ rule build_pool:
 
 rule prepare_benchmark:
     input:
-        code=code("data"),
+        checksums=DATA_CHECKSUMS,
     output:
-        f"{RESULTS}/benchmarks/{{bench}}.parquet",
-    params:
-        limit=lambda w: f"--limit {config['benchmarks'][w.bench]['limit']}" if config["benchmarks"][w.bench].get("limit") else "",
-        select=lambda w: f"--select {config['benchmarks'][w.bench]['select']}" if "select" in config["benchmarks"][w.bench] else "",
-        pictures=lambda w: "--keep-pictures" if config["benchmarks"][w.bench].get("keep_pictures") else "",
-        seed=config["seed"],
-        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake would read braces in a string as wildcards
+        PATHS["benchmark"],
     log:
-        f"{LOGS}/prepare_benchmark/{{bench}}.log",
+        log_pattern("prepare_benchmark"),
     benchmark:
-        f"{BENCH}/prepare_benchmark/{{bench}}.tsv"
+        cost_pattern("prepare_benchmark")
     conda:
         "../envs/core.yaml"
+    params:
+        flags=lambda w: benchmark_flags(w.bench),
+        seed=config["seed"],
+        data_dir=lambda w: DATA_DIR,  # a callable: Snakemake reads braces in a string as wildcards
+        code=code("data"),
     shell:
         "trajfusion prepare-benchmark --name {wildcards.bench} --data-dir {params.data_dir:q}"
-        " {params.limit} {params.select} --seed {params.seed} {params.pictures}"
-        " --output {output} > {log} 2>&1"
+        "{params.flags} --seed {params.seed} --output {output} > {log} 2>&1"

@@ -2,18 +2,17 @@
 
 
 rule prepare_model:
-    input:
-        code=code("models"),
     output:
-        directory(f"{RESULTS}/models/{{model}}"),
+        directory(PATHS["model"]),
+    log:
+        log_pattern("prepare_model"),
+    benchmark:
+        cost_pattern("prepare_model")
+    conda:
+        "../envs/train.yaml"
     params:
         spec=lambda w: as_json(config["models"][w.model]),
         seed=config["seed"],
-    log:
-        f"{LOGS}/prepare_model/{{model}}.log",
-    benchmark:
-        f"{BENCH}/prepare_model/{{model}}.tsv"
-    conda:
-        "../envs/train.yaml"
+        code=code("models"),
     shell:
         "trajfusion prepare-model --spec {params.spec:q} --seed {params.seed} --output {output} > {log} 2>&1"

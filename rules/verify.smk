@@ -3,37 +3,40 @@
 
 rule verify:
     input:
-        samples=f"{RESULTS}/samples/{{teacher}}/{{pool}}.parquet",
-        code=code("verify"),
+        PATHS["samples"],
     output:
-        f"{RESULTS}/verified/{{teacher}}/{{pool}}.parquet",
-    params:
-        timeout=config["verify"].get("timeout", 5),
-        filters=lambda w: as_json(config["verify"].get("filters", {})),
-    # The worker pool follows the job's CPUs (threads locally, cpus_per_task on SLURM).
-    threads: max(1, config["verify"].get("workers", 2))
+        PATHS["verified"],
     log:
-        f"{LOGS}/verify/{{teacher}}/{{pool}}.log",
+        log_pattern("verify"),
     benchmark:
-        f"{BENCH}/verify/{{teacher}}/{{pool}}.tsv"
+        cost_pattern("verify")
     conda:
         "../envs/core.yaml"
+    threads: max(1, config["verify"]["workers"])
+    params:
+        timeout=config["verify"]["timeout"],
+        filters=lambda w: as_json(config["verify"]["filters"]),
+        # The worker pool follows the job's CPUs (threads locally, cpus_per_task on SLURM);
+        # workers: 0 verifies inline and stays 0.
+        workers=lambda w, threads: threads if config["verify"]["workers"] else 0,
+        code=code("verify"),
     shell:
-        "trajfusion verify --input {input.samples} --output {output} --workers {threads}"
+        "trajfusion verify --input {input} --output {output} --workers {params.workers}"
         " --timeout {params.timeout} --filters {params.filters:q} > {log} 2>&1"
 
 
 rule stats:
     input:
-        verified=f"{RESULTS}/verified/{{teacher}}/{{pool}}.parquet",
-        code=code("verify"),
+        PATHS["verified"],
     output:
-        f"{RESULTS}/stats/{{teacher}}/{{pool}}.parquet",
+        PATHS["stats"],
     log:
-        f"{LOGS}/stats/{{teacher}}/{{pool}}.log",
+        log_pattern("stats"),
     benchmark:
-        f"{BENCH}/stats/{{teacher}}/{{pool}}.tsv"
+        cost_pattern("stats")
     conda:
         "../envs/core.yaml"
+    params:
+        code=code("verify"),
     shell:
-        "trajfusion stats --input {input.verified} --output {output} > {log} 2>&1"
+        "trajfusion stats --input {input} --output {output} > {log} 2>&1"

@@ -110,3 +110,53 @@ def test_schema_names_match_the_dataset_registry():
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
     assert set(schema["$defs"]["source_name"]["enum"]) == set(SOURCES)
     assert set(schema["$defs"]["benchmark_name"]["enum"]) == set(BENCHMARKS)
+
+
+def planned_jobs(tmp_path: Path, config: dict) -> list[dict]:
+    """The dry run's jobs: rule name, the rule display's fields (input, resources, ...) and
+    the shell command."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([*SNAKEMAKE, "-n", "-p", "--snakefile", str(REPO / "Snakefile"), "--directory",
+                             str(tmp_path), "--configfile", str(path)],
+                            env=local_snakemake_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = []
+    for block in result.stdout.split("\n\n"):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        if rule:
+            shell = re.search(r"^Shell command: (.*)$", block, re.M)
+            jobs.append({"rule": rule.group(1), **dict(re.findall(r"^    (\w+): (.*)$", block, re.M)),
+                         "shell": shell.group(1) if shell else ""})
+    return jobs
+
+
+def test_defaults_reach_the_flags_and_the_resources_alike(tmp_path):
+    config = copy.deepcopy(load("config.yaml"))
+    del config["training"]["num_gpus"]  # the schema default: one GPU, requested and used
+    config["verify"]["workers"] = 0  # inline verification stays inline
+    jobs = planned_jobs(tmp_path, config)
+    train = [job for job in jobs if job["rule"].startswith("train_")]
+    assert train and all("--num-gpus 1 " in job["shell"] and "gpu=1" in job["resources"] for job in train)
+    (verify,) = [job for job in jobs if job["rule"] == "verify"]
+    assert "--workers 0 " in verify["shell"]
+
+
+def test_every_file_a_rule_reads_is_an_input(tmp_path):
+    config = copy.deepcopy(load("config.yaml"))
+    (tmp_path / "my_phrases.yaml").write_text((REPO / "src" / "trajfusion" / "resources" / "phrases.yaml").read_text())
+    config["fusion"]["phrases"] = "my_phrases.yaml"
+    config["training_profiles"]["embedded"]["deepspeed"] = "config/deepspeed/zero1.json"
+    jobs = planned_jobs(tmp_path, config)
+    by_rule = {}
+    for job in jobs:
+        by_rule.setdefault(job["rule"], []).append(job)
+    for rule in ("fuse", "evaluate"):
+        assert all("my_phrases.yaml" in job["input"] and "--phrases my_phrases.yaml" in job["shell"]
+                   for job in by_rule[rule]), rule
+    for rule in ("sample_shard", "train_embedded", "train_embedded_long", "evaluate"):
+        assert all("resources/templates.yaml" in job["input"] for job in by_rule[rule]), rule
+    assert all("config/deepspeed/zero1.json" in job["input"] for job in by_rule["train_embedded"])
+    assert not any("zero1.json" in job["input"] for job in by_rule["train_embedded_long"])
+    for rule in ("build_pool", "prepare_benchmark", "report_manifest"):
+        assert all(job["input"].endswith("data/SHA256SUMS") for job in by_rule[rule]), rule

@@ -100,7 +100,8 @@ def test_editing_a_stage_code_reruns_that_stage_and_downstream_only(e2e_local_ru
     from tests.test_config import job_counts
 
     workdir, configfile, _ = e2e_local_run
-    fuse_module = REPO / "src" / "trajfusion" / "fuse.py"
+    package = REPO / "src" / "trajfusion"
+    fuse_module = next(p for p in (package / "fuse.py", package / "fuse" / "__init__.py") if p.exists())
     original, stat = fuse_module.read_bytes(), fuse_module.stat()
     # A real edit: Snakemake ignores a newer input whose checksum is unchanged (a mere touch).
     fuse_module.write_bytes(original + b"\n# an edit\n")
@@ -114,3 +115,52 @@ def test_editing_a_stage_code_reruns_that_stage_and_downstream_only(e2e_local_ru
     assert counts["fuse"] == 3 and counts["calibrate_alpha"] == 1
     for upstream in ("build_pool", "sample_shard", "merge_samples", "verify", "stats", "prepare_model"):
         assert upstream not in counts, counts
+
+
+@pytest.mark.slow
+def test_touching_stage_code_without_changing_it_reruns_nothing(e2e_local_run):
+    """Stage code is tracked by content: a touch (or a checkout of the same content) is no edit."""
+    import os
+
+    from tests.conftest import REPO
+
+    workdir, configfile, _ = e2e_local_run
+    package = REPO / "src" / "trajfusion"
+    files = [*package.rglob("*.py"), *(package / "resources").glob("*.yaml")]
+    times = {path: path.stat() for path in files}
+    try:
+        for path in files:
+            os.utime(path)  # now, content unchanged
+        result = snakemake(workdir, configfile, "-n", "--quiet", "rules")
+    finally:
+        for path, stat in times.items():
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stdout + result.stderr, result.stdout
+
+
+@pytest.mark.slow
+def test_the_cost_table_counts_the_plans_jobs_only(e2e_local_run):
+    """A benchmark file an earlier config left under results/cost/ is not in cost.md|csv."""
+    import copy
+    import shutil
+
+    from snakemake.utils import validate
+
+    from tests.conftest import REPO
+    from trajfusion.plan import Plan
+
+    workdir, configfile, config = e2e_local_run
+    config = copy.deepcopy(config)
+    cost = workdir / "results" / "cost"
+    earlier = cost / "train" / "earlier-backbone" / "tiny" / "e2e" / "e2e" / "tf.tsv"
+    earlier.parent.mkdir(parents=True)
+    shutil.copy(next((cost / "train").rglob("*.tsv")), earlier)
+    result = snakemake(workdir, configfile, "--forcerun", "report")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    table = pd.read_csv(workdir / "results" / "report" / "cost.csv").set_index("stage")
+    validate(config, str(REPO / "config" / "schema.yaml"))
+    plan = Plan.from_config(config)
+    assert table.loc["train", "jobs"] == len(plan.runs)
+    # Every job of the plan once; the report's own benchmark file is written after it ran.
+    assert table.loc["total", "jobs"] == len(plan.cost_files())

@@ -481,7 +481,7 @@ def test_cost_table_sums_stages_and_gpu_hours(tmp_path):
         path = tmp_path / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(header + f"{wall}\t0:00:00\t{rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n")
-    jobs = read_cost_files(tmp_path, [("sample/qwen/*", 1), ("train/*/*/*/base/*", 8)])
+    jobs = read_cost_files(tmp_path, list(files), [("sample/qwen/*", 1), ("train/*/*/*/base/*", 8)])
     table = cost_table(jobs).set_index("stage")
     assert table.loc["sample", "jobs"] == 2 and table.loc["sample", "gpu_h"] == 1.5
     assert table.loc["train", "gpu_h"] == 16.0 and table.loc["verify", "gpu_h"] == 0.0
@@ -490,7 +490,26 @@ def test_cost_table_sums_stages_and_gpu_hours(tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "x.tsv").write_text("not\ta\nbenchmark\n")
     with pytest.raises(InputError, match="x.tsv"):
-        read_cost_files(tmp_path, [])
+        read_cost_files(tmp_path, ["broken/x.tsv"], [])
+
+
+def test_cost_table_counts_only_the_listed_jobs_not_an_earlier_configs(tmp_path):
+    """The report rule lists its plan's benchmark files: one an earlier config left in the
+    same folder is not counted, and a listed job without a file is left out."""
+    from trajfusion.report import write_cost
+
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    cost_dir = tmp_path / "cost"
+    for relative, wall in (("fuse/t/p/tf.tsv", 60), ("train/old/t/p/base/tf.tsv", 7200)):
+        (cost_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (cost_dir / relative).write_text(header + f"{wall}\t0:01:00\t100\t1\t1\t1\t0\t0\t50\t{wall}\n")
+    out_dir = tmp_path / "report"
+    out_dir.mkdir()
+    write_cost(cost_dir, ["fuse/t/p/tf.tsv", "fuse/t/p/rft.tsv"], [["train/*", 8]], out_dir, None)
+    markdown = (out_dir / "cost.md").read_text()
+    assert "| fuse | 1 |" in markdown and "| total | 1 |" in markdown
+    assert "train" not in markdown
+    assert "train" not in (out_dir / "cost.csv").read_text()
 
 
 def test_exact_spearman_p_value_at_eight_points_matches_enumeration():

@@ -265,10 +265,11 @@ def render_index(manifest: dict, outputs: dict[str, list[Path]], missing: list[s
     return "\n".join(lines)
 
 
-def write_cost(cost_dir: str | Path, gpu_patterns: list, out_dir: Path, caveat: str | None) -> list[Path]:
+def write_cost(cost_dir: str | Path, cost_files: list[str], gpu_patterns: list, out_dir: Path,
+               caveat: str | None) -> list[Path]:
     from trajfusion.report import cost
 
-    table = cost.cost_table(cost.read_cost_files(cost_dir, [tuple(p) for p in gpu_patterns]))
+    table = cost.cost_table(cost.read_cost_files(cost_dir, cost_files, [tuple(p) for p in gpu_patterns]))
     md_path, csv_path = out_dir / "cost.md", out_dir / "cost.csv"
     write_text(cost.render_markdown(table, caveat), md_path)
     write_text(table.to_csv(index=False, lineterminator="\n", float_format="%.6f"), csv_path)
@@ -276,8 +277,8 @@ def write_cost(cost_dir: str | Path, gpu_patterns: list, out_dir: Path, caveat: 
 
 
 def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: str | Path | None = None,
-                 n_resamples: int = 2000, seed: int = 0, cost_dir: str | Path | None = None,
-                 gpu_patterns: list | None = None) -> dict[str, list[Path]]:
+                 n_resamples: int = 2000, seed: int = 0, cost_dir: str | Path = "results/cost",
+                 cost_files: list[str] | None = None, gpu_patterns: list | None = None) -> dict[str, list[Path]]:
     """Write every report output; returns the written paths by section."""
     from trajfusion.report import figures, tables
     from trajfusion.report.paper import load_paper_results
@@ -298,8 +299,8 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
     metrics_path = out_dir / "metrics.csv"
     write_text(metrics_csv(inputs.metrics, caveat).to_csv(index=False, lineterminator="\n"), metrics_path)
     outputs["Metrics"].append(metrics_path)
-    if cost_dir is not None:
-        outputs["Cost"] += write_cost(cost_dir, gpu_patterns or [], out_dir, caveat)
+    if cost_files is not None:
+        outputs["Cost"] += write_cost(cost_dir, cost_files, gpu_patterns or [], out_dir, caveat)
 
     missing = []
     if not manifest["stats"]:
@@ -338,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--bootstrap-samples must be >= 1, got {args.bootstrap_samples}")
     gpu_patterns = parse_gpu_patterns(args.gpus_per_job)
     build_report(args.manifest, args.out_dir, args.paper_results, args.bootstrap_samples, args.seed,
-                 cost_dir=args.cost_dir, gpu_patterns=gpu_patterns)
+                 cost_dir=args.cost_dir, cost_files=args.cost_files, gpu_patterns=gpu_patterns)
     return 0
 
 
@@ -351,7 +352,9 @@ def register(sub) -> None:
                    help="published numbers (default: the packaged resources/paper_results.yaml)")
     p.add_argument("--bootstrap-samples", type=int, default=2000, help="bootstrap resamples for intervals/tests")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--cost-dir", default=None, help="Snakemake benchmark files (results/cost) for the cost table")
+    p.add_argument("--cost-files", nargs="*", default=None,
+                   help="Snakemake benchmark files of the run's jobs, relative to --cost-dir; writes the cost table")
+    p.add_argument("--cost-dir", default="results/cost", help="the folder of --cost-files (default: results/cost)")
     p.add_argument("--gpus-per-job", default=None,
                    help='JSON list of [path pattern under --cost-dir, GPUs per job], e.g. [["train/*", 8]]')
     p.set_defaults(func=run)

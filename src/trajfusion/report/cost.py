@@ -1,14 +1,18 @@
 """The run's cost per stage, from Snakemake's per-job ``benchmark:`` files.
 
 Each rule writes ``results/cost/<stage>/...tsv`` (Snakemake's columns: ``s`` wall seconds,
-``max_rss`` MB, ``cpu_time`` seconds, ...). GPU-hours are wall hours times the GPUs a job
-requested, given as ``(path pattern, gpus)`` pairs matched against the file's path relative to
-the cost directory (the Snakemake rule computes them from the config, as it does for the
-jobs' ``resources: gpu``). Wall times vary between runs, so this table is not a data artifact.
+``max_rss`` MB, ``cpu_time`` seconds, ...). The Snakemake rule lists the files of the jobs its
+plan has, relative to the cost directory, so that files an earlier config left there are not
+counted; a listed file that does not exist (a job whose outputs were made without running it,
+e.g. with ``--touch``) is left out. GPU-hours are wall hours times the GPUs a job requested,
+given as ``(path pattern, gpus)`` pairs matched against the file's path relative to the cost
+directory (the rule computes them from the plan, as it does for the jobs' ``resources: gpu``).
+Wall times vary between runs, so this table is not a data artifact.
 """
 
 from __future__ import annotations
 
+import logging
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -16,15 +20,22 @@ import pandas as pd
 
 from trajfusion.io import InputError
 
+log = logging.getLogger(__name__)
+
 COLUMNS = ["stage", "jobs", "wall_h", "cpu_h", "gpu_h", "max_rss_mb"]
 
 
-def read_cost_files(cost_dir: str | Path, gpu_patterns: list[tuple[str, int]]) -> pd.DataFrame:
-    """One row per job: stage, wall seconds, CPU seconds, peak RSS and GPUs requested."""
+def read_cost_files(cost_dir: str | Path, files: list[str], gpu_patterns: list[tuple[str, int]]) -> pd.DataFrame:
+    """One row per listed job file (relative to ``cost_dir``): stage, wall seconds, CPU
+    seconds, peak RSS and GPUs requested."""
     cost_dir = Path(cost_dir)
     rows = []
-    for path in sorted(cost_dir.rglob("*.tsv")):
-        relative = path.relative_to(cost_dir).as_posix()
+    present = [relative for relative in sorted(set(files)) if (cost_dir / relative).is_file()]
+    if len(present) < len(set(files)):
+        log.warning("cost: %d of %d jobs have no benchmark file under %s", len(set(files)) - len(present),
+                    len(set(files)), cost_dir)
+    for relative in present:
+        path = cost_dir / relative
         try:
             runs = pd.read_csv(path, sep="\t")
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -33,7 +44,7 @@ def read_cost_files(cost_dir: str | Path, gpu_patterns: list[tuple[str, int]]) -
             raise InputError(f"{path}: not a Snakemake benchmark file (no 's' column)")
         last = runs.iloc[-1]  # a job rerun with `--benchmark-repeats` keeps every repeat
         gpus = next((n for pattern, n in gpu_patterns if fnmatch(relative, pattern)), 0)
-        rows.append({"stage": relative.split("/")[0].removesuffix(".tsv"), "wall_s": float(last["s"]),
+        rows.append({"stage": Path(relative).parts[0].removesuffix(".tsv"), "wall_s": float(last["s"]),
                      "cpu_s": float(pd.to_numeric(last.get("cpu_time", 0), errors="coerce") or 0),
                      "max_rss_mb": float(pd.to_numeric(last.get("max_rss", 0), errors="coerce") or 0),
                      "gpus": gpus})

@@ -1,0 +1,255 @@
+"""The pipeline's plan: every artifact path pattern, and the jobs a config asks for, each once.
+
+``PATHS`` maps an artifact name to its path pattern (``{wildcard}`` fields, relative to the
+working directory); the Snakemake rules use the patterns as outputs and fill them for inputs,
+and ``Plan`` fills them for the report manifest. ``JOBS`` maps a job kind to the key that
+names its log (``results/logs/KEY.log``) and its Snakemake ``benchmark:`` file
+(``results/cost/KEY.tsv``); the first folder of the key is the cost table's stage.
+
+``Plan.from_config(config)`` takes a config validated against ``config/schema.yaml`` with the
+schema's defaults filled in (``snakemake.utils.validate`` does both) and lists the distinct
+training runs, evaluations, sampling pairs, fused datasets, fusion summaries and statistics
+tables, in the order the experiments name them. Pure Python: no Snakemake import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+RESULTS = "results"
+LOGS = f"{RESULTS}/logs"
+COST = f"{RESULTS}/cost"
+
+_RUN = "{backbone}/{teacher}/{pool}/{profile}/{variant}"
+
+PATHS = {
+    "model": f"{RESULTS}/models/{{model}}",
+    "pool": f"{RESULTS}/pools/{{pool}}.parquet",
+    "pool_report": f"{RESULTS}/pools/{{pool}}.report.json",
+    "benchmark": f"{RESULTS}/benchmarks/{{bench}}.parquet",
+    "shard": f"{RESULTS}/samples/{{teacher}}/{{pool}}/shard-{{shard}}.parquet",
+    "samples": f"{RESULTS}/samples/{{teacher}}/{{pool}}.parquet",
+    "verified": f"{RESULTS}/verified/{{teacher}}/{{pool}}.parquet",
+    "stats": f"{RESULTS}/stats/{{teacher}}/{{pool}}.parquet",
+    "alpha": f"{RESULTS}/fused/{{teacher}}/{{pool}}/{{variant}}.alpha.json",
+    "fused": f"{RESULTS}/fused/{{teacher}}/{{pool}}/{{variant}}.jsonl",
+    "fusion_summary": f"{RESULTS}/fused/{{teacher}}/{{pool}}/{{variant}}.summary.json",
+    "run": f"{RESULTS}/train/{_RUN}",
+    "checkpoint": f"{RESULTS}/train/{_RUN}/{{checkpoint}}",
+    "eval": f"{RESULTS}/eval/{_RUN}/{{checkpoint}}/{{bench}}.parquet",
+    "report": f"{RESULTS}/report/{{name}}",
+}
+
+JOBS = {
+    "build_pool": "build_pool/{pool}",
+    "prepare_benchmark": "prepare_benchmark/{bench}",
+    "prepare_model": "prepare_model/{model}",
+    "sample": "sample/{teacher}/{pool}/shard-{shard}",
+    "merge_samples": "merge_samples/{teacher}/{pool}",
+    "verify": "verify/{teacher}/{pool}",
+    "stats": "stats/{teacher}/{pool}",
+    "calibrate_alpha": "calibrate_alpha/{teacher}/{pool}/{variant}",
+    "fuse": "fuse/{teacher}/{pool}/{variant}",
+    "train": f"train/{_RUN}",
+    "evaluate": f"evaluate/{_RUN}/{{checkpoint}}/{{bench}}",
+    "report_manifest": "report_manifest",
+    "report": "report",
+}
+
+
+def path(artifact: str, /, **wildcards) -> str:
+    """The path of ``artifact`` (a ``PATHS`` name) for the given wildcard values."""
+    return PATHS[artifact].format(**wildcards)
+
+
+def log_pattern(job: str) -> str:
+    return f"{LOGS}/{JOBS[job]}.log"
+
+
+def cost_pattern(job: str) -> str:
+    """The pattern of the job's Snakemake ``benchmark:`` file (wall time, memory)."""
+    return f"{COST}/{JOBS[job]}.tsv"
+
+
+def profile_settings(config: dict, profile: str) -> dict:
+    """A training profile's settings: the ``training`` block overridden by the profile's own."""
+    return {**config["training"], **config["training_profiles"][profile]}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: a backbone fine-tuned on one fused dataset with one profile."""
+
+    backbone: str
+    teacher: str
+    pool: str
+    profile: str
+    variant: str
+
+    def wildcards(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation an experiment asks for (two experiments may share the same job)."""
+
+    experiment: str
+    run: Run
+    checkpoint: str
+    samples_seen: int | None
+    benchmark: str
+
+    def wildcards(self) -> dict:
+        return {**self.run.wildcards(), "checkpoint": self.checkpoint, "bench": self.benchmark}
+
+    @property
+    def path(self) -> str:
+        return path("eval", **self.wildcards())
+
+
+def _distinct(items) -> list:
+    """``items`` without repeats, in first-seen order."""
+    return list(dict.fromkeys(items))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every evaluation the experiments ask for; the other job lists derive from them."""
+
+    config: dict
+    evaluations: tuple[Evaluation, ...]
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Plan":
+        evaluations = []
+        for name, exp in config["experiments"].items():
+            checkpoints = profile_settings(config, exp["training_profile"])["checkpoints"]
+            points = [("final", None, exp["benchmarks"])]
+            points += [(f"ckpt-{n}", n, exp["checkpoint_benchmarks"]) for n in checkpoints]
+            for backbone in exp["backbones"]:
+                for variant in exp["variants"]:
+                    run = Run(backbone, exp["teacher"], exp["pool"], exp["training_profile"], variant)
+                    evaluations += [Evaluation(name, run, checkpoint, seen, bench)
+                                    for checkpoint, seen, benches in points for bench in benches]
+        return cls(config, tuple(evaluations))
+
+    # ---- the distinct jobs -----------------------------------------------------------
+
+    @property
+    def runs(self) -> list[Run]:
+        return _distinct(e.run for e in self.evaluations)
+
+    @property
+    def evaluation_jobs(self) -> list[Evaluation]:
+        """One per evaluation job: the manifest lists a job once per experiment that asks for it."""
+        return list({e.path: e for e in self.evaluations}.values())
+
+    @property
+    def eval_paths(self) -> list[str]:
+        return [e.path for e in self.evaluation_jobs]
+
+    @property
+    def sampling_pairs(self) -> list[tuple[str, str]]:
+        return _distinct((exp["teacher"], exp["pool"]) for exp in self.config["experiments"].values())
+
+    @property
+    def fused_datasets(self) -> list[tuple[str, str, str]]:
+        """(teacher, pool, variant) of every fused dataset, in the order experiments name them."""
+        return _distinct((exp["teacher"], exp["pool"], variant)
+                         for exp in self.config["experiments"].values() for variant in exp["variants"])
+
+    @property
+    def calibrations(self) -> list[tuple[str, str, str]]:
+        """(teacher, pool, variant) of every calibrated alpha a fused dataset uses."""
+        return _distinct((teacher, pool, source) for teacher, pool, variant in self.fused_datasets
+                         if (source := self.alpha_source(variant)))
+
+    @property
+    def models(self) -> list[str]:
+        teachers = [self.config["teachers"][teacher]["model"] for teacher, _ in self.sampling_pairs]
+        backbones = [self.config["backbones"][run.backbone]["model"] for run in self.runs]
+        return _distinct(teachers + backbones)
+
+    @property
+    def benchmarks(self) -> list[str]:
+        return _distinct(e.benchmark for e in self.evaluations)
+
+    def alpha_source(self, variant: str) -> str | None:
+        """The variant whose calibrated alpha ``variant`` uses; None for a fixed alpha or RFT."""
+        spec = self.config["fusion"]["variants"][variant]
+        if spec["k_max"] == 0:
+            return None
+        return variant if "alpha_target" in spec else spec.get("alpha_from")
+
+    # ---- GPUs per job, for the rules' resources and the cost table ----------------------
+
+    def sampling_gpus(self, teacher: str) -> int:
+        spec = self.config["teachers"][teacher]
+        return spec["tensor_parallel_size"] if spec["backend"] == "vllm" else 0
+
+    def evaluation_gpus(self) -> int:
+        spec = self.config["evaluation"]
+        return spec["tensor_parallel_size"] if spec["backend"] == "vllm" else 0
+
+    def training_gpus(self, profile: str) -> int:
+        return profile_settings(self.config, profile)["num_gpus"]
+
+    def gpu_patterns(self) -> list[list]:
+        """[cost-file pattern, GPUs per job] pairs, relative to ``COST``; other jobs use none."""
+        patterns = [["evaluate/*", self.evaluation_gpus()]]
+        patterns += [[f"sample/{teacher}/*", self.sampling_gpus(teacher)] for teacher in self.config["teachers"]]
+        patterns += [[f"train/*/*/*/{profile}/*", self.training_gpus(profile)]
+                     for profile in self.config["training_profiles"]]
+        return patterns
+
+    def cost_files(self) -> list[str]:
+        """The ``benchmark:`` file of every job the report depends on, relative to ``COST``."""
+        shards = range(self.config["sampling"]["shards"])
+        pairs = [{"teacher": teacher, "pool": pool} for teacher, pool in self.sampling_pairs]
+        jobs = [("build_pool", {"pool": pool}) for pool in _distinct(p["pool"] for p in pairs)]
+        jobs += [("prepare_benchmark", {"bench": bench}) for bench in self.benchmarks]
+        jobs += [("prepare_model", {"model": model}) for model in self.models]
+        jobs += [("sample", {**pair, "shard": shard}) for pair in pairs for shard in shards]
+        jobs += [(job, pair) for job in ("merge_samples", "verify", "stats") for pair in pairs]
+        jobs += [("calibrate_alpha", dict(zip(("teacher", "pool", "variant"), key))) for key in self.calibrations]
+        jobs += [("fuse", dict(zip(("teacher", "pool", "variant"), key))) for key in self.fused_datasets]
+        jobs += [("train", run.wildcards()) for run in self.runs]
+        jobs += [("evaluate", e.wildcards()) for e in self.evaluation_jobs]
+        return [f"{JOBS[job]}.tsv".format(**wildcards) for job, wildcards in jobs]
+
+    # ---- what the report reads ---------------------------------------------------------
+
+    def fusion_summaries(self) -> list[dict]:
+        summaries = []
+        for teacher, pool, variant in self.fused_datasets:
+            spec = self.config["fusion"]["variants"][variant]
+            summaries.append({"teacher": teacher, "pool": pool, "variant": variant,
+                              "variant_label": spec.get("label", variant), "k_max": spec["k_max"],
+                              "strategy": spec["strategy"],
+                              "path": path("fusion_summary", teacher=teacher, pool=pool, variant=variant)})
+        return summaries
+
+    def stats(self) -> list[dict]:
+        return [{"teacher": teacher, "pool": pool, "path": path("stats", teacher=teacher, pool=pool)}
+                for teacher, pool in self.sampling_pairs]
+
+    def eval_entry(self, evaluation: Evaluation) -> dict:
+        """An evaluation with the labels the report's tables and figures group it by."""
+        exp = self.config["experiments"][evaluation.experiment]
+        run = evaluation.run
+        variant = self.config["fusion"]["variants"][run.variant]
+        return {**run.wildcards(), "experiment": evaluation.experiment,
+                "tables": [exp["table"], *exp["figures"]],
+                "method": "rft" if variant["k_max"] == 0 else "trajfusion",
+                "variant_label": variant.get("label", run.variant),
+                "backbone_label": self.config["backbones"][run.backbone].get("label", run.backbone),
+                "data_size": exp.get("data_size", exp["pool"]), "context": exp["context"],
+                "checkpoint": evaluation.checkpoint, "samples_seen": evaluation.samples_seen,
+                "benchmark": evaluation.benchmark, "path": evaluation.path}
+
+    def manifest(self) -> dict:
+        """The report manifest (trajfusion.report's input) without its run-time provenance."""
+        return {"evals": [self.eval_entry(e) for e in self.evaluations],
+                "fusion_summaries": self.fusion_summaries(), "stats": self.stats(),
+                "smoke_test": self.config["smoke_test"]}

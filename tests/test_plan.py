@@ -1,0 +1,111 @@
+"""trajfusion.plan: the jobs each shipped config asks for, each once, as the rules listed them.
+
+tests/fixtures/plan_baseline.json holds the job lists the Snakemake helpers gave before the plan
+existed (experiment_runs, experiment_evals, sampling_pairs, fused_datasets in rules/common.smk
+and the report manifest of rules/report.smk), for the three configs below.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from trajfusion.plan import JOBS, PATHS, Plan, path
+
+REPO = Path(__file__).resolve().parents[1]
+BASELINE = json.loads((REPO / "tests" / "fixtures" / "plan_baseline.json").read_text())
+CONFIGS = ["config/config.yaml", "config/paper.yaml", "tests/e2e/config.yaml"]
+
+
+def load(relative: str) -> dict:
+    """The config as the Snakefile sees it: validated, with the schema's defaults filled in."""
+    config = yaml.safe_load((REPO / relative).read_text())
+    validate(config, str(REPO / "config" / "schema.yaml"))
+    return config
+
+
+@pytest.fixture(scope="module", params=CONFIGS)
+def plan_and_baseline(request):
+    return Plan.from_config(load(request.param)), BASELINE[request.param]
+
+
+def test_runs_pairs_and_fused_datasets_match_the_rules_before_the_plan(plan_and_baseline):
+    plan, baseline = plan_and_baseline
+    assert [list(vars(run).values()) for run in plan.runs] == baseline["runs"]
+    assert [list(pair) for pair in plan.sampling_pairs] == baseline["sampling_pairs"]
+    fused = [path("fused", teacher=t, pool=p, variant=v) for t, p, v in plan.fused_datasets]
+    assert fused == baseline["fused_datasets"]
+
+
+def test_evaluations_match_the_rules_before_the_plan(plan_and_baseline):
+    plan, baseline = plan_and_baseline
+    evaluations = [[e.experiment, *vars(e.run).values(), e.checkpoint, e.samples_seen, e.benchmark]
+                   for e in plan.evaluations]
+    assert evaluations == baseline["evaluations"]
+
+
+def test_every_job_is_listed_once(plan_and_baseline):
+    plan, _ = plan_and_baseline
+    for jobs in (plan.runs, plan.eval_paths, plan.sampling_pairs, plan.fused_datasets, plan.calibrations,
+                 plan.models, plan.benchmarks, plan.cost_files(),
+                 [s["path"] for s in plan.fusion_summaries()], [s["path"] for s in plan.stats()]):
+        assert len(jobs) == len(set(jobs)) > 0
+    manifest_paths = {e["path"] for e in plan.manifest()["evals"]}
+    assert manifest_paths == set(plan.eval_paths)
+
+
+def test_the_e2e_manifest_is_the_one_the_report_rule_wrote():
+    manifest = Plan.from_config(load("tests/e2e/config.yaml")).manifest()
+    assert json.loads(json.dumps(manifest)) == BASELINE["tests/e2e/config.yaml"]["manifest"]
+
+
+def test_paper_plan_counts():
+    plan = Plan.from_config(load("config/paper.yaml"))
+    assert len(plan.runs) == 17 and len(plan.sampling_pairs) == 3 and len(plan.fused_datasets) == 11
+    # Finals of Tables 1-3 plus the Figure 3/4 checkpoints (4 runs x 5 checkpoints x 2 benchmarks).
+    assert len(plan.eval_paths) == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2
+    assert len(plan.models) == 5
+    # One calibration per (teacher, pool) and alpha_target variant; tf_k1/2/6 reuse tf's alpha.
+    assert plan.calibrations == [("qwen25-math-7b-instruct", "p15k", "tf"), ("qwen25-math-7b-instruct", "p100k", "tf"),
+                                 ("qwen25-math-7b-instruct", "p15k", "lowdiv"),
+                                 ("qwen25-math-7b-instruct", "p15k", "highdiv"), ("r1-distill-qwen-7b", "p100k", "tf")]
+
+
+def test_cost_files_name_every_job_with_its_gpus():
+    config = load("config/paper.yaml")
+    plan = Plan.from_config(config)
+    files = plan.cost_files()
+    shards = config["sampling"]["shards"]
+    stages = [file.split("/")[0] for file in files]
+    assert stages.count("sample") == len(plan.sampling_pairs) * shards
+    assert stages.count("train") == len(plan.runs) and stages.count("evaluate") == len(plan.eval_paths)
+    assert "report" not in stages  # the report's own benchmark file is written after it ran
+    patterns = dict(map(tuple, plan.gpu_patterns()))
+    assert patterns["train/*/*/*/base-15k/*"] == 8 and patterns["evaluate/*"] == 1
+
+
+def test_a_profile_without_num_gpus_trains_on_and_requests_the_schema_default():
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    del config["training"]["num_gpus"]
+    validate(config, str(REPO / "config" / "schema.yaml"))
+    plan = Plan.from_config(config)
+    assert plan.training_gpus("base-15k") == 1
+
+
+def test_a_profile_setting_overrides_the_training_block_default():
+    config = copy.deepcopy(load("tests/e2e/config.yaml"))
+    config["training_profiles"]["e2e"]["num_gpus"] = 4
+    plan = Plan.from_config(config)
+    assert plan.training_gpus("e2e") == 4 and plan.training_gpus("e2e-long") == 0
+
+
+def test_path_patterns_and_job_keys_share_wildcards():
+    assert PATHS["checkpoint"] == PATHS["run"] + "/{checkpoint}"
+    assert path("eval", backbone="b", teacher="t", pool="p", profile="f", variant="v", checkpoint="final",
+                bench="math") == "results/eval/b/t/p/f/v/final/math.parquet"
+    assert set(JOBS) >= {"sample", "train", "evaluate", "report"}
