@@ -5,6 +5,22 @@ import platform
 import shlex
 import subprocess
 
+from trajfusion.fuse.settings import FuseSettings
+from trajfusion.verify.settings import VerifySettings
+
+
+def settings_json(cls, *mappings, **values):
+    """A command's `--settings` argument: the keys of `mappings` that are fields of the stage's
+    settings dataclass `cls` (later mappings win), then `values`."""
+    return as_json({**cls.pick(*mappings), **values})
+
+
+def verify_settings(threads):
+    # The worker pool follows the job's CPUs (threads locally, cpus_per_task on SLURM);
+    # workers: 0 verifies inline and stays 0.
+    workers = threads if config["verify"]["workers"] else 0
+    return settings_json(VerifySettings, config["verify"], workers=workers)
+
 
 def optional_flag(flag, value):
     return f" {flag} {value}" if value is not None else ""
@@ -59,12 +75,7 @@ def fuse_inputs(w):
 
 
 def alpha_flag(w, input):
-    spec = variant_spec(w.variant)
-    if spec["k_max"] == 0:
-        return ""  # vanilla RFT: no alpha
-    if PLAN.alpha_source(w.variant):
-        return f"--alpha-file {input.alpha}"
-    return f"--alpha {spec['alpha']}"
+    return f"--alpha-file {input.alpha}" if PLAN.alpha_source(w.variant) else ""
 
 
 def phrases_flag():
@@ -73,12 +84,11 @@ def phrases_flag():
     return f" --phrases {shlex.quote(phrases)}" if phrases else ""
 
 
-def fusion_flags(variant):
-    spec, fusion = variant_spec(variant), config["fusion"]
-    return (
-        f"--k-max {spec['k_max']} --strategy {spec['strategy']} --seed {fusion.get('seed', config['seed'])}"
-        f" --certainty-prob {fusion['certainty_prob']}{phrases_flag()}"
-    )
+def fusion_settings(variant):
+    """alpha is in the JSON when the variant fixes it; a calibrated one comes by --alpha-file."""
+    fusion = config["fusion"]
+    seed = fusion.get("seed", config["seed"])
+    return settings_json(FuseSettings, fusion, variant_spec(variant), seed=seed)
 
 
 def deepspeed_file(profile):

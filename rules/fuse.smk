@@ -36,9 +36,10 @@ rule fuse:
     conda:
         "../envs/core.yaml"
     params:
-        flags=lambda w: fusion_flags(w.variant),
+        settings=lambda w: fusion_settings(w.variant),
         alpha=alpha_flag,
+        phrases=phrases_flag(),
         code=code("fuse"),
     shell:
         "trajfusion fuse --input {input.verified} --output {output.data} --summary {output.summary}"
-        " {params.flags} {params.alpha} > {log} 2>&1"
+        " --settings {params.settings:q} {params.alpha}{params.phrases} > {log} 2>&1"

@@ -14,15 +14,10 @@ rule verify:
         "../envs/core.yaml"
     threads: max(1, config["verify"]["workers"])
     params:
-        timeout=config["verify"]["timeout"],
-        filters=lambda w: as_json(config["verify"]["filters"]),
-        # The worker pool follows the job's CPUs (threads locally, cpus_per_task on SLURM);
-        # workers: 0 verifies inline and stays 0.
-        workers=lambda w, threads: threads if config["verify"]["workers"] else 0,
+        settings=lambda w, threads: verify_settings(threads),
         code=code("verify"),
     shell:
-        "trajfusion verify --input {input} --output {output} --workers {params.workers}"
-        " --timeout {params.timeout} --filters {params.filters:q} > {log} 2>&1"
+        "trajfusion verify --input {input} --output {output} --settings {params.settings:q} > {log} 2>&1"
 
 
 rule stats:

@@ -139,7 +139,7 @@ def test_defaults_reach_the_flags_and_the_resources_alike(tmp_path):
     train = [job for job in jobs if job["rule"].startswith("train_")]
     assert train and all("--num-gpus 1 " in job["shell"] and "gpu=1" in job["resources"] for job in train)
     (verify,) = [job for job in jobs if job["rule"] == "verify"]
-    assert "--workers 0 " in verify["shell"]
+    assert '"workers": 0' in verify["shell"]
 
 
 def test_every_file_a_rule_reads_is_an_input(tmp_path):
