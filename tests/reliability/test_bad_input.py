@@ -379,14 +379,15 @@ CASES = [
          ("{d}/alpha-zero.json: field 'alpha': alpha must be > 0",)),
     Case("fuse-correct-but-not-ok", fuse_cmd(with_row(verified_frame(), 4, correct=True), "--k-max", "0"),
          ("{d}/verified.parquet: record 5 (problem_id='q', sample_idx=1): field 'correct'",
-          "true although status is not 'ok'")),
+          "breaks rule 'correct-only-if-ok'")),
     Case("fuse-sample-idx-not-integer", fuse_cmd(verified_frame().assign(sample_idx=[0, 1, 1.5, 0, 1]), "--k-max", "0"),
-         ("{d}/verified.parquet: record 3 (problem_id='p', sample_idx=1.5): field 'sample_idx' must be a non-negative "
-          "integer",)),
+         ("{d}/verified.parquet: record 3 (problem_id='p', sample_idx=1.5): field 'sample_idx' must be an integer, "
+          "got 1.5",)),
     Case("fuse-answer-missing-for-ok", fuse_cmd(with_row(verified_frame(), 1, answer=None), "--k-max", "0"),
-         ("{d}/verified.parquet: record 2 (problem_id='p', sample_idx=1): field 'answer' must be a string",)),
+         ("{d}/verified.parquet: record 2 (problem_id='p', sample_idx=1): field 'answer' breaks rule "
+          "'ok-has-answer'",)),
     Case("fuse-no-rows", fuse_cmd(verified_frame().iloc[:0], "--k-max", "0"),
-         ("{d}/verified.parquet: no trajectories",)),
+         ("{d}/verified.parquet: the table has no rows",)),
     Case("calibrate-target-zero", fuse_cmd(None, "--k-max", "2", "--target-errors", "0", command="calibrate-alpha"),
          ("--target-errors: must be > 0",)),
     Case("calibrate-target-unattainable", fuse_cmd(None, "--k-max", "1", "--target-errors", "5",
