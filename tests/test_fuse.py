@@ -323,6 +323,11 @@ def test_alpha_text_round_trips_exactly():
      r"record 7 \(problem_id='p', sample_idx=6\): field 'correct' must be true or false, got 'yes'"),
     (lambda df: df.assign(status=df["status"].where(df["sample_idx"] != 0, "timeout")),
      r"record 1 \(problem_id='p', sample_idx=0\): field 'correct' breaks rule 'correct-only-if-ok'"),
+
+    # The contract wants n_tokens on every row, a timed-out one too (the verifier always writes it).
+    (lambda df: df.assign(status=df["status"].where(df["sample_idx"] != 9, "timeout"),
+                          n_tokens=df["n_tokens"].where(df["sample_idx"] != 9, None)),
+     r"record 10 \(problem_id='p', sample_idx=9\): field 'n_tokens' is null"),
 ])
 def test_bad_tables_name_record_and_field(mutate, expected):
     df = mutate(table(*diverse_problem()))
