@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from trajfusion import cli
-from trajfusion.fuse import (FuseSettings, ParquetTexts, calibrate, calibrate_alpha, format_alpha, fuse_frame,
-                             fuse_text, fusion_count, load_phrases, parse_alpha, plan_fusion, validate_verified)
+from trajfusion.fuse import (FuseSettings, ParquetTexts, calibrate, calibrate_alpha, format_alpha, fuse_file,
+                             fuse_frame, fuse_text, fusion_count, load_phrases, parse_alpha, plan_fusion,
+                             validate_verified)
 from trajfusion.io import InputError, write_parquet
 from trajfusion.phrases import all_phrases
 
@@ -308,20 +309,31 @@ def test_alpha_text_round_trips_exactly():
 # -------------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize("mutate, field", [
-    (lambda df: df.drop(columns="status"), "status"),
-    (lambda df: df.assign(answer=df["answer"].where(df["sample_idx"] != 2, None)), "answer"),
-    (lambda df: df.assign(answer_group=df["answer_group"].where(df["sample_idx"] != 4, None)), "answer_group"),
-    (lambda df: df.assign(sample_idx=df["sample_idx"].where(df["sample_idx"] != 3, 1)), "sample_idx"),
-    (lambda df: df.assign(n_tokens=df["n_tokens"].astype(object).where(df["sample_idx"] != 5, "x")), "n_tokens"),
-    (lambda df: df.assign(correct=df["correct"].astype(object).where(df["sample_idx"] != 6, "yes")), "correct"),
-    (lambda df: df.assign(status=df["status"].where(df["sample_idx"] != 0, "timeout")), "correct"),
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda df: df.drop(columns="status"), r"missing required column\(s\) \['status'\]"),
+    (lambda df: df.assign(answer=df["answer"].where(df["sample_idx"] != 2, None)),
+     r"record 3 \(problem_id='p', sample_idx=2\): field 'answer' breaks rule 'ok-has-answer'"),
+    (lambda df: df.assign(answer_group=df["answer_group"].where(df["sample_idx"] != 4, None)),
+     r"record 5 \(problem_id='p', sample_idx=4\): field 'answer_group' breaks rule 'incorrect-has-group'"),
+    (lambda df: df.assign(sample_idx=df["sample_idx"].where(df["sample_idx"] != 3, 1)),
+     r"record 4 \(problem_id='p', sample_idx=1\): duplicate key \(problem_id, sample_idx\), also record 2"),
+    (lambda df: df.assign(n_tokens=df["n_tokens"].astype(object).where(df["sample_idx"] != 5, "x")),
+     r"record 6 \(problem_id='p', sample_idx=5\): field 'n_tokens' must be an integer, got 'x'"),
+    (lambda df: df.assign(correct=df["correct"].astype(object).where(df["sample_idx"] != 6, "yes")),
+     r"record 7 \(problem_id='p', sample_idx=6\): field 'correct' must be true or false, got 'yes'"),
+    (lambda df: df.assign(status=df["status"].where(df["sample_idx"] != 0, "timeout")),
+     r"record 1 \(problem_id='p', sample_idx=0\): field 'correct' breaks rule 'correct-only-if-ok'"),
+
+    # The contract wants n_tokens on every row, a timed-out one too (the verifier always writes it).
+    (lambda df: df.assign(status=df["status"].where(df["sample_idx"] != 9, "timeout"),
+                          n_tokens=df["n_tokens"].where(df["sample_idx"] != 9, None)),
+     r"record 10 \(problem_id='p', sample_idx=9\): field 'n_tokens' is null"),
 ])
-def test_bad_tables_name_record_and_field(mutate, field):
+def test_bad_tables_name_record_and_field(mutate, expected):
     df = mutate(table(*diverse_problem()))
-    with pytest.raises(InputError, match=f"'{field}'|\\['{field}'\\]") as info:
+    with pytest.raises(InputError, match=expected) as info:
         validate_verified(df, "verified.jsonl")
-    assert "verified.jsonl" in str(info.value)
+    assert str(info.value).startswith("verified.jsonl: ") and "\n" not in str(info.value)
 
 
 def test_record_number_points_at_the_bad_row():
@@ -329,6 +341,24 @@ def test_record_number_points_at_the_bad_row():
     df.loc[7, "answer"] = None
     with pytest.raises(InputError, match=r"record 8 \(problem_id='p', sample_idx=7\): field 'answer'"):
         validate_verified(df, "v.parquet")
+
+
+def test_texts_of_the_fused_rows_name_their_record(tmp_path):
+    """problem/response are fetched for the chosen rows only, in memory and from Parquet."""
+    df = table(traj("p", 0, "G", True), traj("q", 0, "G", True), traj("q", 1, "A", False))
+    df.loc[2, "response"] = None  # q's only error, fused with k_max 1
+    expected = r"record 3 \(problem_id='q', sample_idx=1\): field 'response' is null$"
+    with pytest.raises(InputError, match="^<table>: " + expected):
+        fuse_frame(df, settings(k_max=1, alpha="100"))
+    write_parquet(df, tmp_path / "v.parquet")
+    with pytest.raises(InputError, match=r"v.parquet: " + expected):
+        fuse_file(tmp_path / "v.parquet", tmp_path / "f.jsonl", settings(k_max=1, alpha="100"), progress=False)
+    assert not (tmp_path / "f.jsonl").exists()
+    df = table(traj("p", 0, "G", True), traj("q", 0, "G", True)).astype({"problem": object})
+    df.loc[1, "problem"] = 5
+    with pytest.raises(InputError, match=r"record 2 \(problem_id='q', sample_idx=0\): field 'problem' must be a "
+                                         r"string, got 5$"):
+        fuse_frame(df, settings(k_max=0, alpha=None))
 
 
 def test_bad_settings_are_rejected():

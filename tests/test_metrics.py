@@ -143,10 +143,13 @@ def test_paired_tests_on_verdict_tables():
 def test_bad_verdict_tables_raise_input_errors():
     with pytest.raises(InputError, match="missing required column"):
         metrics.problem_scores(CRAFTED.drop(columns="status"))
-    with pytest.raises(InputError, match="duplicate"):
+    with pytest.raises(InputError, match=r"record 21 \(problem_id='p1', sample_idx=0\): duplicate key "
+                                         r"\(problem_id, sample_idx\), also record 1"):
         metrics.problem_scores(pd.concat([CRAFTED, CRAFTED.iloc[:1]], ignore_index=True))
-    with pytest.raises(InputError, match="problem 'p1': field 'sample_idx'"):
+    with pytest.raises(InputError, match=r"record 1 \(problem_id='p1', sample_idx=1\): field 'sample_idx' breaks "
+                                         r"rule 'samples-0-to-n-1'"):
         metrics.problem_scores(CRAFTED.iloc[1:])
-    with pytest.raises(InputError, match="field 'correct' must be a boolean"):
+    with pytest.raises(InputError, match=r"record 4 \(problem_id='p1', sample_idx=3\): field 'correct' must be "
+                                         r"true or false, got 'yes'"):
         metrics.problem_scores(CRAFTED.assign(correct=CRAFTED["correct"].astype(object).where(
             CRAFTED.index != 3, "yes")))

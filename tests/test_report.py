@@ -296,7 +296,7 @@ def stats_table(n: int, seed: int, constant_entropy: bool = False) -> pd.DataFra
     return pd.DataFrame({"problem_id": [f"p{i}" for i in range(n)], "source": "s", "K": k,
                          "n_correct": k - n_incorrect, "n_incorrect": n_incorrect, "error_rate": n_incorrect / k,
                          "n_distinct_incorrect": np.minimum(n_incorrect, 3), "entropy": entropy, "n_filtered": 0,
-                         "n_timeout": 0, "answer_groups": "[]"})
+                         "n_timeout": 0, "n_error": 0, "answer_groups": "[]"})
 
 
 def _texts(fig) -> str:
@@ -457,6 +457,24 @@ def test_report_without_smoke_caveat_and_bad_manifests(tmp_path):
     with pytest.raises(InputError, match="broken.parquet: missing required column"):
         build_report(tmp_path / "broken.json", tmp_path / "x")
     assert math.isfinite(pd.read_csv(tmp_path / "r" / "metrics.csv")["value"].iloc[0])
+
+
+def test_report_reads_statistics_and_verdicts_through_their_contracts(tmp_path):
+    manifest_path, manifest = write_manifest(tmp_path)
+    stats_path = manifest["stats"][0]["path"]
+    stats = pd.read_parquet(stats_path)
+    stats.loc[4, "error_rate"] = 1.5
+    stats.to_parquet(stats_path)
+    with pytest.raises(InputError, match=r"stats.parquet: record 5 \(problem_id='p4'\): field 'error_rate' must be "
+                                         r"<= 1, got 1.5$"):
+        build_report(manifest_path, tmp_path / "r", n_resamples=10)
+    verdicts_path = manifest["evals"][0]["path"]
+    verdicts = pd.read_parquet(verdicts_path)
+    verdicts.loc[2, "status"] = "maybe"
+    verdicts.to_parquet(verdicts_path)
+    with pytest.raises(InputError, match=rf"{verdicts_path}: record 3 \(problem_id=.*\): field 'status' must be "
+                                         r"one of \['ok', .*\], got 'maybe'$"):
+        build_report(manifest_path, tmp_path / "r", n_resamples=10)
 
 
 def test_spearman_p_value_is_exact_for_few_points():

@@ -81,9 +81,11 @@ def test_bad_tables():
         compute_stats(_table().drop(columns=["answer_group"]))
     bad = _table()
     bad.loc[3, "status"] = "weird"
-    with pytest.raises(InputError, match="row 3: field 'status'"):
+    with pytest.raises(InputError, match=r"^input: record 4 \(problem_id='p1'\): field 'status' must be one of "
+                                         r"\['ok', .*\], got 'weird'$"):
         compute_stats(bad)
     bad = _table()
     bad.loc[2, "answer_group"] = None
-    with pytest.raises(InputError, match="row 2: field 'answer_group'"):
+    with pytest.raises(InputError, match=r"record 3 \(problem_id='p1'\): field 'answer_group' breaks rule "
+                                         r"'incorrect-has-group'"):
         compute_stats(bad)

@@ -422,12 +422,16 @@ def read(path: str | os.PathLike, contract: Contract, columns: Iterable[str] | N
     return contract.check(df, str(path), columns)
 
 
-def write(df: pd.DataFrame, path: str | os.PathLike, contract: Contract, metadata: dict | None = None) -> None:
+def write(df: pd.DataFrame, path: str | os.PathLike, contract: Contract, metadata: dict | None = None,
+          columns: Iterable[str] | None = None) -> None:
     """Check ``df`` strictly (declared dtypes), put the contract's columns first in contract
-    order (extra columns after them, as they came) and write it atomically as Parquet."""
-    contract.check(df, str(path), exact=True)
-    extra = [name for name in df.columns if name not in contract.names]
-    ordered = contract.names + extra
+    order (extra columns after them, as they came) and write it atomically as Parquet.
+    ``columns`` restricts the check and that ordering to these contract columns, for a table
+    built from a partial input (e.g. the verification of bare samples)."""
+    checked = contract.names if columns is None else [name for name in contract.names if name in set(columns)]
+    contract.check(df, str(path), columns=columns, exact=True)
+    extra = [name for name in df.columns if name not in checked]
+    ordered = checked + extra
     write_parquet(df if list(df.columns) == ordered else df[ordered], path, metadata=metadata)
 
 

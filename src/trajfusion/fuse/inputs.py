@@ -1,5 +1,11 @@
-"""The verified table fusion reads: its metadata checked and normalised (``validate_verified``)
-and its long text columns (``problem``, ``response``) fetched by row position on demand."""
+"""The verified table fusion reads: its metadata checked against ``contracts.VERIFIED`` and
+extended with fusion's row bookkeeping (``validate_verified``), and its long text columns
+(``problem``, ``response``) fetched by row position on demand.
+
+Fusion reads only the columns it needs, so a hand-made verified table may lack the rest of
+the contract's columns; ``answer_group`` too: without it the normalized ``answer`` groups
+the incorrect responses (a table from before answer groups were merged).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trajfusion.contracts import VERIFIED, read
 from trajfusion.io import InputError, read_table
 
 META_COLUMNS = ("problem_id", "sample_idx", "n_tokens", "answer", "correct", "status")
@@ -15,80 +22,26 @@ TEXT_COLUMNS = ("problem", "response")
 GROUP_COLUMN = "answer_group"
 
 
-def _record_error(meta: pd.DataFrame, mask, source: str, field: str, problem: str) -> InputError:
-    i = int(np.flatnonzero(np.asarray(mask))[0])
-    row = {key: value.item() if isinstance(value, np.generic) else value for key, value in meta.iloc[i].items()}
-    return InputError(f"{source}: record {row['_pos'] + 1} (problem_id={row['problem_id']!r}, "
-                      f"sample_idx={row['sample_idx']!r}): field '{field}' {problem}")
-
-
-def _non_string(values: pd.Series) -> np.ndarray:
-    if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
-        return values.isna().to_numpy()
-    return ~values.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
-
-
-def _integer_column(meta: pd.DataFrame, field: str, required, source: str) -> pd.Series:
-    values = pd.to_numeric(meta[field], errors="coerce") if meta[field].dtype == object else meta[field]
-    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        raise _record_error(meta, np.ones(len(meta), bool), source, field, "is not an integer")
-    as_float = values.astype("float64")
-    bad = required & (as_float.isna() | (as_float != np.floor(as_float)) | (as_float < 0)).to_numpy()
-    if bad.any():
-        raise _record_error(meta, bad, source, field, "must be a non-negative integer")
-    return as_float.fillna(0).astype("int64")
-
-
-def _bool_column(meta: pd.DataFrame, field: str, required, source: str) -> pd.Series:
-    values = meta[field]
-    if values.dtype == bool:
-        return values
-    is_bool = values.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
-    bad = required & ~is_bool
-    if bad.any():
-        raise _record_error(meta, bad, source, field, "must be true or false")
-    return values.where(is_bool, False).astype(bool)
+def meta_columns(names) -> list[str]:
+    """The metadata columns fusion reads from a table with columns ``names``."""
+    return [*META_COLUMNS, *([GROUP_COLUMN] if GROUP_COLUMN in names else [])]
 
 
 def validate_verified(df: pd.DataFrame, source: str = "<table>") -> pd.DataFrame:
-    """Check a verified table and return its normalised metadata with ``_pos`` (row number)
-    and ``_group`` (incorrect-answer group of ok incorrect rows, else null)."""
-    missing = [c for c in META_COLUMNS if c not in df.columns]
-    if missing:
-        raise InputError(f"{source}: missing required column(s) {missing}; has {list(df.columns)}")
-    columns = list(META_COLUMNS) + ([GROUP_COLUMN] if GROUP_COLUMN in df.columns else [])
-    meta = df[columns].reset_index(drop=True)
+    """Check a verified table's metadata and return it with the declared dtypes plus ``_pos``
+    (row number) and ``_group`` (incorrect-answer group of ok incorrect rows, else null)."""
+    columns = meta_columns(df.columns)
+    VERIFIED.check(df, source, columns=columns)
+    return _with_bookkeeping(df[columns], columns)
+
+
+def _with_bookkeeping(checked: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    meta = VERIFIED.conform(checked.reset_index(drop=True), columns)
     meta.insert(0, "_pos", np.arange(len(meta), dtype=np.int64))
-    everywhere = np.ones(len(meta), dtype=bool)
-    for field in ("problem_id", "status"):
-        bad = _non_string(meta[field])
-        if bad.any():
-            raise _record_error(meta, bad, source, field, "must be a string")
-    meta["sample_idx"] = _integer_column(meta, "sample_idx", everywhere, source)
-    dup = meta.duplicated(["problem_id", "sample_idx"]).to_numpy()
-    if dup.any():
-        raise _record_error(meta, dup, source, "sample_idx", "repeats within its problem")
-    ok = (meta["status"] == "ok").to_numpy(dtype=bool)
-    meta["n_tokens"] = _integer_column(meta, "n_tokens", ok, source)
-    meta["correct"] = _bool_column(meta, "correct", ok, source)
-    wrongly_correct = meta["correct"].to_numpy() & ~ok
-    if wrongly_correct.any():
-        raise _record_error(meta, wrongly_correct, source, "correct",
-                            "is true although status is not 'ok'")
-    bad = ok & _non_string(meta["answer"])
-    if bad.any():
-        raise _record_error(meta, bad, source, "answer", "must be a string for a trajectory with status 'ok'")
-    meta["_group"] = _incorrect_groups(meta, ok, source)
+    incorrect = (meta["status"] == "ok").to_numpy(dtype=bool) & ~meta["correct"].to_numpy()
+    group = meta[GROUP_COLUMN if GROUP_COLUMN in columns else "answer"]
+    meta["_group"] = group.astype("str").where(incorrect, None)
     return meta
-
-
-def _incorrect_groups(meta: pd.DataFrame, ok: np.ndarray, source: str) -> pd.Series:
-    incorrect = ok & ~meta["correct"].to_numpy()
-    field = GROUP_COLUMN if GROUP_COLUMN in meta.columns else "answer"
-    bad = incorrect & _non_string(meta[field])
-    if bad.any():
-        raise _record_error(meta, bad, source, field, "must be a string for an ok incorrect trajectory")
-    return meta[field].astype("str").where(incorrect, None)
 
 
 class FrameTexts:
@@ -134,33 +87,28 @@ class ParquetTexts:
 
 
 def check_texts(values: list, positions, source: str, field: str, meta: pd.DataFrame) -> None:
-    """Texts fetched for the rows at ``positions`` must be strings; else name the first bad record."""
-    for value, pos in zip(values, positions):
-        if not isinstance(value, str):
-            raise _record_error(meta, (meta["_pos"] == pos).to_numpy(), source, field, "must be a string")
+    """Texts fetched for the rows at ``positions`` must fit the contract (strings); else the
+    error names the first bad record of the table."""
+    if not values:
+        return
+    positions = np.asarray(positions, dtype=np.int64)
+    fetched = meta[["problem_id", "sample_idx"]].iloc[positions].reset_index(drop=True)
+    fetched[field] = pd.Series(values, dtype=object)  # object: no copy of the texts
+    VERIFIED.check(fetched, source, columns=[field], record_numbers=positions + 1)
 
 
 def read_verified(path: str | Path) -> tuple[pd.DataFrame, object]:
-    """Validated metadata of a verified table plus a text source for its long columns.
+    """Checked metadata of a verified table plus a text source for its long columns.
     Parquet is read without the problem/response columns, which are fetched on demand."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: file does not exist")
-    meta, texts = _read_verified(path)
-    if meta.empty:
-        raise InputError(f"{path}: no trajectories (the table has no rows)")
-    return meta, texts
-
-
-def _read_verified(path: Path) -> tuple[pd.DataFrame, object]:
     import pyarrow.parquet as pq
 
-    if path.suffix == ".parquet":
-        names = pq.read_schema(path).names
-        missing = [c for c in (*META_COLUMNS, *TEXT_COLUMNS) if c not in names]
-        if missing:
-            raise InputError(f"{path}: missing required column(s) {missing}; has {names}")
-        columns = list(META_COLUMNS) + ([GROUP_COLUMN] if GROUP_COLUMN in names else [])
-        return validate_verified(pd.read_parquet(path, columns=columns), str(path)), ParquetTexts(path)
-    df = read_table(path, required=(*META_COLUMNS, *TEXT_COLUMNS))
-    return validate_verified(df, str(path)), FrameTexts(df, str(path))
+    path = Path(path)
+    if path.suffix != ".parquet" or not path.exists():
+        df = read_table(path, required=(*META_COLUMNS, *TEXT_COLUMNS))
+        return validate_verified(df, str(path)), FrameTexts(df, str(path))
+    names = pq.read_schema(path).names
+    missing = [c for c in (*META_COLUMNS, *TEXT_COLUMNS) if c not in names]
+    if missing:
+        raise InputError(f"{path}: missing required column(s) {missing}; has {names}")
+    columns = meta_columns(names)
+    return _with_bookkeeping(read(path, VERIFIED, columns=columns), columns), ParquetTexts(path)

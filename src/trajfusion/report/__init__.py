@@ -3,7 +3,8 @@
 Usage: ``trajfusion report --manifest MANIFEST.json --out-dir results/report
 [--paper-results FILE] [--bootstrap-samples B] [--seed S]``.
 
-Manifest (JSON, written by the Snakemake rule; paths relative to the working directory)::
+Manifest (JSON, written by the Snakemake rule; paths relative to the working directory; schema:
+``trajfusion.contracts.MANIFEST_SCHEMA``)::
 
     {
       "smoke_test": true,                  # required; true adds a caveat to every output
@@ -69,68 +70,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from trajfusion.io import InputError, read_table, write_text
+from trajfusion.contracts import MANIFEST_SCHEMA, STATISTICS, VERDICTS, check_document, read
+from trajfusion.io import InputError, read_json_file, write_text
 
 log = logging.getLogger(__name__)
 
 SMOKE_CAVEAT = "Smoke test on the embedded default: not comparable to the paper."
-TABLE_NAMES = ("table1", "table2", "table3", "figure3", "figure4")
-_STRING = {"type": "string", "minLength": 1}
-_OPT_STRING = {"type": ["string", "null"]}
-MANIFEST_SCHEMA = {
-    "type": "object",
-    "required": ["smoke_test", "evals"],
-    "additionalProperties": False,
-    "properties": {
-        "smoke_test": {"type": "boolean"},
-        "provenance": {"type": "object"},
-        "evals": {"type": "array", "items": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["experiment", "tables", "backbone", "variant", "method", "pool", "data_size", "context",
-                         "checkpoint", "samples_seen", "benchmark", "path"],
-            "properties": {
-                "experiment": _STRING, "backbone": _STRING, "variant": _STRING, "pool": _STRING,
-                "data_size": _STRING, "context": {"type": "string"}, "benchmark": _STRING, "path": _STRING,
-                "teacher": _OPT_STRING, "profile": _OPT_STRING, "backbone_label": _OPT_STRING,
-                "variant_label": _OPT_STRING,
-                "tables": {"type": "array", "items": {"enum": list(TABLE_NAMES)}, "uniqueItems": True},
-                "method": {"enum": ["rft", "trajfusion"]},
-                "checkpoint": {"type": "string", "pattern": "^(final|ckpt-[0-9]+)$"},
-                "samples_seen": {"type": ["integer", "null"], "minimum": 0},
-                "paper_backbone": _OPT_STRING, "paper_row": _OPT_STRING,
-            }}},
-        "fusion_summaries": {"type": "array", "items": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["pool", "teacher", "variant", "path"],
-            "properties": {"pool": _STRING, "teacher": _STRING, "variant": _STRING, "path": _STRING,
-                           "variant_label": _OPT_STRING, "k_max": {"type": ["integer", "null"]},
-                           "strategy": _OPT_STRING}}},
-        "stats": {"type": "array", "items": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["teacher", "pool", "path"],
-            "properties": {"teacher": _STRING, "pool": _STRING, "path": _STRING}}},
-    },
-}
 
 
 def load_manifest(path: str | Path) -> dict:
-    """Read and validate the manifest; errors name the manifest and the offending field."""
-    import jsonschema
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: manifest does not exist")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: malformed JSON ({exc})") from None
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(MANIFEST_SCHEMA).iter_errors(manifest))
-    if error is not None:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path) or "(top level)"
-        raise InputError(f"{path}: {where.lstrip('.')}: {error.message}")
+    """Read the manifest and check it against ``contracts.MANIFEST_SCHEMA``; errors name the
+    manifest and the offending field."""
+    manifest = check_document(read_json_file(path, "manifest"), MANIFEST_SCHEMA, str(path))
     manifest.setdefault("fusion_summaries", [])
     manifest.setdefault("stats", [])
     manifest.setdefault("provenance", {})
@@ -156,7 +107,7 @@ def bootstrap_seed(seed: int, benchmark: str) -> int:
 def evaluate_entries(manifest: dict, paper: dict, n_resamples: int, seed: int) -> list:
     from tqdm import tqdm
 
-    from trajfusion.report.metrics import check_verdicts, problem_scores, samples_per_problem, summarize_scores
+    from trajfusion.report.metrics import METRIC_COLUMNS, problem_scores, samples_per_problem, summarize_scores
     from trajfusion.report.paper import match_key
     from trajfusion.report.tables import EvalResult
 
@@ -164,8 +115,7 @@ def evaluate_entries(manifest: dict, paper: dict, n_resamples: int, seed: int) -
     for i, entry in enumerate(tqdm(manifest["evals"], desc="metrics", unit="eval")):
         path = entry["path"]
         if path not in cache:
-            df = read_table(path)
-            check_verdicts(df, source=path)
+            df = read(path, VERDICTS, columns=METRIC_COLUMNS)
             scores = problem_scores(df)
             cache[path] = (scores, samples_per_problem(df),
                            *summarize_scores(scores, n_resamples, bootstrap_seed(seed, entry["benchmark"])))
@@ -230,14 +180,12 @@ def load_fusion(manifest: dict, source: str):
 
 def load_stats(manifest: dict, source: str) -> list[tuple[str, pd.DataFrame, str]]:
     """(panel title, statistics table, where) per manifest stats entry."""
-    from trajfusion.report.figures import STATS_COLUMNS
-
     out = []
     for i, entry in enumerate(manifest["stats"]):
         where = f"{source}: stats[{i}] ({entry['path']})"
         if not Path(entry["path"]).exists():
             raise InputError(f"{where}: file does not exist")
-        out.append((f"{entry['teacher']} on {entry['pool']}", read_table(entry["path"], STATS_COLUMNS), where))
+        out.append((f"{entry['teacher']} on {entry['pool']}", read(entry["path"], STATISTICS), where))
     return out
 
 

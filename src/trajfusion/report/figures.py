@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trajfusion.contracts import STATISTICS
 from trajfusion.io import InputError, atomic_path
 from trajfusion.report.tables import EvalResult, METHOD_LABELS
 
 METHOD_COLORS = {"rft": "#7f7f7f", "trajfusion": "#d62728"}
 LINESTYLES = ("-", "--", ":", "-.")
-STATS_COLUMNS = ("problem_id", "K", "n_correct", "n_incorrect", "error_rate", "entropy")
+FIGURE1_COLUMNS = ("problem_id", "K", "n_correct", "n_incorrect", "error_rate", "entropy")
 
 
 def _pyplot():
@@ -66,18 +67,6 @@ def finish(fig, title: str, caveat: str | None) -> None:
 
 
 # ---------------------------------------------------------------------------- Figure 1
-
-
-def check_stats(stats: pd.DataFrame, source: str) -> pd.DataFrame:
-    missing = [c for c in STATS_COLUMNS if c not in stats.columns]
-    if missing:
-        raise InputError(f"{source}: missing required column(s) {missing}; has {list(stats.columns)}")
-    valid = stats[stats["K"] > 0]
-    bad = valid.index[valid["error_rate"].isna() | (valid["error_rate"] < 0) | (valid["error_rate"] > 1)]
-    if len(bad):
-        raise InputError(f"{source}: record {int(bad[0])}: field 'error_rate' must be in [0, 1], "
-                         f"got {stats.loc[bad[0], 'error_rate']!r}")
-    return valid
 
 
 EXACT_PERMUTATION_MAX_N = 8
@@ -137,7 +126,8 @@ def figure1(panels: list[tuple[str, pd.DataFrame, str]], caveat: str | None = No
         return fig
     fig, axes = plt.subplots(len(panels), 2, figsize=(11, 4.4 * len(panels)), squeeze=False)
     for (title, stats, source), (left, right) in zip(panels, axes):
-        valid = check_stats(stats, source)
+        STATISTICS.check(stats, source, columns=FIGURE1_COLUMNS)
+        valid = stats[stats["K"] > 0]  # the contract's error rate is defined exactly there
         mixed = (valid["n_correct"] > 0) & (valid["n_incorrect"] > 0)
         _error_rate_histogram(left, valid, mixed, title)
         _entropy_scatter(right, valid, mixed, title)

@@ -16,7 +16,8 @@ not samples, are the unit of resampling for the bootstrap:
   for a problem with n samples of which c are correct.
 - ``mean_output_tokens`` and ``mean_reflections``: per-problem means of ``n_tokens`` and
   ``n_reflections``, averaged over problems (equal to the per-sample mean when every
-  problem has the same number of samples, which ``check_verdicts`` enforces).
+  problem has the same number of samples, which ``check_verdicts`` enforces: the verdict
+  contract's rule ``samples-0-to-n-1``).
 
 Intervals are 95% percentile bootstrap intervals from resampling problems with a seeded
 numpy generator (all metrics of a table share the same resampled problems). Two systems
@@ -34,10 +35,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from trajfusion.contracts import VERDICTS
 from trajfusion.io import InputError
 
-VERDICT_COLUMNS = ("problem_id", "sample_idx", "response", "n_tokens", "finish_reason", "gold", "answer",
-                   "correct", "status", "n_reflections")
+VERDICT_COLUMNS = tuple(VERDICTS.names)  # the columns ``trajfusion evaluate`` writes, in order
 METRIC_COLUMNS = ("problem_id", "sample_idx", "n_tokens", "answer", "correct", "status", "n_reflections")
 ACCURACY_METRICS = ("pass@1", "avg@k", "maj@k", "pass@k")
 SUMMARY_METRICS = (*ACCURACY_METRICS, "mean_output_tokens", "mean_reflections")
@@ -54,37 +55,9 @@ class Estimate:
 
 
 def check_verdicts(df: pd.DataFrame, source: str = "verdict table") -> None:
-    """Raise InputError unless ``df`` is a well-formed verdict table.
-
-    Every problem must have samples ``0..k-1`` exactly once, with the same k for all problems.
-    """
-    missing = [c for c in METRIC_COLUMNS if c not in df.columns]
-    if missing:
-        raise InputError(f"{source}: missing required column(s) {missing}; has {list(df.columns)}")
-    if df.empty:
-        raise InputError(f"{source}: no rows")
-    for field in ("problem_id", "sample_idx", "correct", "status", "n_tokens", "n_reflections"):
-        bad = df.index[df[field].isna()]
-        if len(bad):
-            raise InputError(f"{source}: record {int(bad[0])}: field {field!r} is null")
-    not_bool = pd.Series(False, index=df.index) if df["correct"].dtype == bool else \
-        ~df["correct"].map(lambda v: isinstance(v, (bool, np.bool_)))
-    if not_bool.any():
-        row = int(np.flatnonzero(not_bool.to_numpy())[0])
-        raise InputError(f"{source}: record {row}: field 'correct' must be a boolean, got {df['correct'].iloc[row]!r}")
-    dup = df.duplicated(["problem_id", "sample_idx"])
-    if dup.any():
-        row = int(np.flatnonzero(dup.to_numpy())[0])
-        raise InputError(f"{source}: record {row}: duplicate (problem_id, sample_idx) = "
-                         f"({df['problem_id'].iloc[row]!r}, {df['sample_idx'].iloc[row]})")
-    counts = df.groupby("problem_id", sort=True)["sample_idx"].agg(["size", "min", "max"])
-    k = int(counts["size"].iloc[0])
-    bad = counts[(counts["size"] != k) | (counts["min"] != 0) | (counts["max"] != counts["size"] - 1)]
-    if len(bad):
-        pid = bad.index[0]
-        raise InputError(f"{source}: problem {pid!r}: field 'sample_idx' must run 0..{k - 1} "
-                         f"(found {int(bad['size'].iloc[0])} samples, min {int(bad['min'].iloc[0])}, "
-                         f"max {int(bad['max'].iloc[0])})")
+    """Raise InputError unless the columns the metrics use fit the verdict contract; its rule
+    ``samples-0-to-n-1``: every problem has samples ``0..k-1`` once, the same k for all."""
+    VERDICTS.check(df, source, columns=METRIC_COLUMNS)
 
 
 def samples_per_problem(df: pd.DataFrame) -> int:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from trajfusion.io import InputError, artifact_metadata, read_table, write_parquet
+from trajfusion.contracts import MERGED_SAMPLES, STATISTICS, VERIFIED, write
+from trajfusion.io import artifact_metadata, read_table
 from trajfusion.verify.settings import VerifySettings
+
+# The samples' columns verification needs (it reads ``finish_reason`` and ``answer_type`` too when present).
+SAMPLE_COLUMNS = ("problem_id", "gold", "response")
 
 logger = logging.getLogger(__name__)
 
@@ -29,22 +33,21 @@ def run_verify(args: argparse.Namespace) -> int:
     from trajfusion.verify.verifier import verify_frame
 
     settings = VerifySettings.from_args(args)
-    df = read_table(args.input, required=("problem_id", "gold", "response"))
-    if df.empty:
-        raise InputError(f"{args.input}: no samples to verify (the table has no rows)")
+    df = read_table(args.input, required=SAMPLE_COLUMNS)
+    # The sample columns the verified table carries on, checked before the long verification;
+    # bare samples give a verified table with only some of the contract's columns.
+    VERIFIED.check(df, str(args.input), columns=[name for name in MERGED_SAMPLES.names if name in df.columns])
     verified = verify_frame(df, workers=settings.workers, timeout=settings.timeout, filters=settings.filters,
                             progress=True, source=str(args.input))
-    write_parquet(verified, args.output, metadata=artifact_metadata(settings.provenance()))
+    present = [name for name in VERIFIED.names if name in verified.columns]
+    write(verified, args.output, VERIFIED, artifact_metadata(settings.provenance()), columns=present)
     return 0
 
 
 def run_stats(args: argparse.Namespace) -> int:
     from trajfusion.verify.stats import compute_stats
 
-    verified = read_table(args.input)
-    if verified.empty:
-        raise InputError(f"{args.input}: no verified samples (the table has no rows)")
-    stats = compute_stats(verified, source=str(args.input))
-    write_parquet(stats, args.output, metadata=artifact_metadata({"stage": "stats"}))
+    stats = compute_stats(read_table(args.input), source=str(args.input))
+    write(stats, args.output, STATISTICS, artifact_metadata({"stage": "stats"}))
     logger.info("wrote statistics of %d problems to %s", len(stats), args.output)
     return 0

@@ -33,9 +33,8 @@ import re
 import zlib
 from typing import Any, Mapping
 
+from trajfusion.contracts import FILTER_REASONS as REASONS  # in precedence order (above)
 from trajfusion.verify.extract import extract_answer
-
-REASONS = ("truncated", "repetition", "language_switch", "no_answer")
 
 DEFAULT_FILTERS: dict[str, Any] = {
     "enabled": ["truncated", "repetition", "language_switch"],

@@ -7,24 +7,23 @@ import math
 
 import pandas as pd
 
-from trajfusion.io import InputError
+from trajfusion.contracts import STATISTICS, VERIFIED
 
-STATS_COLUMNS = ("problem_id", "source", "K", "n_correct", "n_incorrect", "error_rate",
-                 "n_distinct_incorrect", "entropy", "n_filtered", "n_timeout", "n_error", "answer_groups")
-_REQUIRED = ("problem_id", "correct", "status", "answer_group")
+# The verified columns checked; ``source`` is optional here and may be null (a problem's first non-null wins).
+VERIFIED_COLUMNS = ("problem_id", "correct", "status", "answer_group")
 
 
 def compute_stats(verified: pd.DataFrame, source: str = "input") -> pd.DataFrame:
-    """One row per problem, sorted by ``problem_id``.
+    """One row per problem, sorted by ``problem_id`` (``contracts.STATISTICS``).
 
     ``K`` counts responses with status ``ok``; ``error_rate = n_incorrect / K`` (NaN when
     K = 0); ``n_distinct_incorrect`` (u) counts incorrect-answer groups; ``entropy`` is the
     Shannon entropy in nats of the group-size distribution (0 without incorrect answers,
     NaN when K = 0); ``answer_groups`` is JSON ``[{"answer", "size"}]``, largest first, ties
-    by answer. ``n_error`` (not in the contract) counts crashed verifications, so that
+    by answer. ``n_error`` counts crashed verifications, so that
     ``K + n_filtered + n_timeout + n_error`` equals the number of responses.
     """
-    _check(verified, source)
+    VERIFIED.check(verified, source, columns=VERIFIED_COLUMNS)
     status = verified["status"].astype(str)
     ok = status == "ok"
     right = ok & verified["correct"].eq(True)
@@ -47,7 +46,7 @@ def compute_stats(verified: pd.DataFrame, source: str = "input") -> pd.DataFrame
     out = out.reset_index()
     out["n_distinct_incorrect"] = out["n_distinct_incorrect"].astype("int64")
     out["entropy"] = out["entropy"].astype("float64")
-    return out[list(STATS_COLUMNS)]
+    return out[STATISTICS.names]
 
 
 def _group_sizes(wrong: pd.DataFrame) -> dict[str, list[tuple[str, int]]]:
@@ -67,22 +66,6 @@ def _sources(verified: pd.DataFrame) -> pd.Series:
         return pd.Series(dtype=object)
     present = verified[["problem_id", "source"]].dropna()
     return present.groupby("problem_id", sort=True)["source"].first().astype(str)
-
-
-def _check(verified: pd.DataFrame, source: str) -> None:
-    missing = [c for c in _REQUIRED if c not in verified.columns]
-    if missing:
-        raise InputError(f"{source}: missing required column(s) {missing}; has {list(verified.columns)}")
-    status = verified["status"]
-    known = status.isin(["ok", "timeout", "error"]) | status.astype(str).str.startswith("filtered:")
-    if not known.all():
-        row = int(known.to_numpy().argmin())
-        raise InputError(f"{source}: row {row}: field 'status' has unknown value {status.iloc[row]!r}")
-    ok_wrong = (status == "ok") & ~verified["correct"].eq(True)
-    lacking = ok_wrong & verified["answer_group"].isna()
-    if lacking.any():
-        row = int(lacking.to_numpy().argmax())
-        raise InputError(f"{source}: row {row}: field 'answer_group' is null for an incorrect 'ok' response")
 
 
 def shannon_entropy(sizes) -> float:
