@@ -2,7 +2,9 @@
 the checked concatenation of all shards joined with the pool's problem and gold answer.
 
 A shard holds the pool rows whose position, after sorting by problem_id, is congruent to
-the shard index modulo the shard count.
+the shard index modulo the shard count. Tables are checked by their contracts
+(``trajfusion.contracts``: PROBLEMS, SAMPLE_SHARD, MERGED_SAMPLES); what only the merge can
+check (every sample's problem is in the pool, K samples per pool problem) is checked here.
 """
 
 from __future__ import annotations
