@@ -202,10 +202,11 @@ def test_evaluate_rejects_bad_benchmarks(scripted, tmp_path, phrase_file):
     with pytest.raises(InputError, match="missing required column"):
         run_cli(eval_args(tmp_path, bad, tmp_path / "o.parquet", phrase_file))
     BENCH.assign(problem_id=["a", "b", "a"]).to_parquet(bad)
-    with pytest.raises(InputError, match="record 2: field 'problem_id' duplicates 'a'"):
+    with pytest.raises(InputError, match=r"bad.parquet: record 3 \(problem_id='a'\): duplicate key \(problem_id\), "
+                                         r"also record 1$"):
         run_cli(eval_args(tmp_path, bad, tmp_path / "o.parquet", phrase_file))
     BENCH.assign(answer=["1", None, "2"]).to_parquet(bad)
-    with pytest.raises(InputError, match="record 1: field 'answer' is empty"):
+    with pytest.raises(InputError, match=r"bad.parquet: record 2 \(problem_id='t/1'\): field 'answer' is null$"):
         run_cli(eval_args(tmp_path, bad, tmp_path / "o.parquet", phrase_file))
     assert not (tmp_path / "o.parquet").exists()
 

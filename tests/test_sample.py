@@ -116,7 +116,8 @@ def test_merge_rejects_duplicates_and_names_the_file(sampled, tmp_path, capsys):
     shard0, shard1 = sampled["shards"]
     assert cli.main(merge_argv(sampled["pool"], [shard0, shard1, shard0], tmp_path / "m.parquet")) == 2
     err = capsys.readouterr().err
-    assert "duplicate sample (problem_id='toy/000', sample_idx=0)" in err and str(shard0) in err
+    assert (f"--inputs {shard0} {shard1} {shard0}: record 13 (problem_id='toy/000', sample_idx=0): "
+            "duplicate key (problem_id, sample_idx), also record 1") in err
 
 
 def test_merge_rejects_wrong_k_and_foreign_problems(sampled, tmp_path, capsys):
@@ -135,8 +136,8 @@ def test_merge_rejects_bad_field_with_file_row_and_field(sampled, tmp_path, caps
     shard.loc[4, "finish_reason"] = "abort"
     shard.to_parquet(bad, index=False)
     assert cli.main(merge_argv(sampled["pool"], [sampled["shards"][0], bad], tmp_path / "m.parquet")) == 2
-    assert f"{bad}: row 4: field 'finish_reason' must be one of ['stop', 'length'], got 'abort'" in \
-        capsys.readouterr().err
+    assert (f"{bad}: record 5 (problem_id='toy/005', sample_idx=0): field 'finish_reason' must be one of "
+            "['stop', 'length'], got 'abort'") in capsys.readouterr().err
 
 
 def test_sample_rejects_bad_pool_and_shard(tiny_model_dir, tmp_path, capsys):
@@ -148,7 +149,8 @@ def test_sample_rejects_bad_pool_and_shard(tiny_model_dir, tmp_path, capsys):
     frame.loc[3, "problem_id"] = frame.loc[1, "problem_id"]
     frame.to_parquet(dup, index=False)
     assert cli.main(sample_argv(dup, tiny_model_dir, 0, tmp_path / "s.parquet")) == 2
-    assert f"{dup}: row 3: field 'problem_id' repeats" in capsys.readouterr().err
+    assert f"{dup}: record 4 (problem_id='toy/002'): duplicate key (problem_id), also record 2" in \
+        capsys.readouterr().err
     no_problem = tmp_path / "no_problem.parquet"
     frame.drop(columns="problem").to_parquet(no_problem, index=False)
     assert cli.main(sample_argv(no_problem, tiny_model_dir, 0, tmp_path / "s.parquet")) == 2

@@ -1,6 +1,7 @@
 """Evaluation stage: ``evaluate`` samples a model on a benchmark and writes the verdict table.
 
-Modules: ``cli`` (the command), ``samples`` (reading the benchmark, generating with the
+Modules: ``cli`` (the command), ``settings`` (its settings, extending the sampling stage's
+generation settings), ``samples`` (reading the benchmark, generating with the
 sampling stage's backends), ``scoring`` (the verifier's verdicts and reflection counts),
 ``reflections`` (the counting rule).
 """

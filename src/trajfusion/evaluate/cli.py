@@ -12,8 +12,9 @@ response is judged on its extracted answer, as in the Qwen2.5-Math evaluation to
 paper uses. A response without an extractable answer is incorrect (the verifier marks it
 ``filtered:no_answer``).
 
-Reflections are counted as ``trajfusion.evaluate.reflections`` describes. The generation
-flags are the sampling stage's (``trajfusion.sample.backends.options``).
+Reflections are counted as ``trajfusion.evaluate.reflections`` describes. The settings
+(``trajfusion.evaluate.settings``: flags or ``--settings JSON``) extend the sampling stage's
+generation settings (``trajfusion.sample.backends.options``).
 """
 
 from __future__ import annotations
@@ -21,35 +22,33 @@ from __future__ import annotations
 import argparse
 import logging
 
+from trajfusion.contracts import VERDICTS, write
 from trajfusion.evaluate.samples import generate_samples, read_benchmark
 from trajfusion.evaluate.scoring import judge
-from trajfusion.io import InputError, artifact_metadata, sha256_file, write_parquet
+from trajfusion.evaluate.settings import EvaluateSettings
+from trajfusion.io import artifact_metadata, sha256_file
 from trajfusion.phrases import all_phrases, default_phrases_path
-from trajfusion.sample.backends import BACKEND_NAMES, load_backend
-from trajfusion.sample.backends.options import add_backend_arguments, backend_options
+from trajfusion.sample.backends import load_backend
 
 log = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.samples < 1:
-        raise InputError(f"--samples must be >= 1, got {args.samples}")
+    settings = EvaluateSettings.from_args(args)
     phrases = tuple(all_phrases(args.phrases))
     bench = read_benchmark(args.benchmark)
-    backend = load_backend(args.backend, args.model, **backend_options(args))
+    backend = load_backend(settings.backend, args.model, **settings.backend_options())
     try:
-        samples = generate_samples(backend, bench, args.template, args.samples, args.temperature, args.top_p,
-                                   args.max_new_tokens, args.seed)
+        samples = generate_samples(backend, bench, settings.template, settings.samples, settings.temperature,
+                                   settings.top_p, settings.max_new_tokens, settings.seed)
     finally:
         close = getattr(backend, "close", None)
         if close is not None:
             close()
-    verdicts = judge(samples, phrases, args.workers, args.timeout, source=str(args.benchmark))
-    settings = {key: value for key, value in sorted(vars(args).items())
-                if key not in ("func", "output", "verbose", "command")}
-    settings["benchmark_sha256"] = sha256_file(args.benchmark)
-    settings["phrases_sha256"] = sha256_file(args.phrases or default_phrases_path())
-    write_parquet(verdicts, args.output, metadata={**artifact_metadata(settings), "settings": settings})
+    verdicts = judge(samples, phrases, settings.workers, settings.timeout, source=str(args.benchmark))
+    provenance = {**settings.provenance(), "benchmark_sha256": sha256_file(args.benchmark),
+                  "phrases_sha256": sha256_file(args.phrases or default_phrases_path())}
+    write(verdicts, args.output, VERDICTS, metadata={**artifact_metadata(provenance), "settings": provenance})
     accuracy = verdicts.loc[verdicts["sample_idx"] == 0, "correct"].mean()
     log.info("%s: %d problems, pass@1 %.4f -> %s", args.benchmark, len(bench), accuracy, args.output)
     return 0
@@ -60,16 +59,7 @@ def register(sub) -> None:
                        description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="model directory (safetensors + tokenizer)")
     p.add_argument("--benchmark", required=True, help="benchmark problem table (.parquet)")
-    p.add_argument("--template", required=True, help="prompt template name (resources/templates.yaml)")
-    p.add_argument("--backend", choices=BACKEND_NAMES, default="hf")
-    p.add_argument("--samples", type=int, required=True, help="samples per problem (16 for AIME, else 1)")
-    p.add_argument("--temperature", type=float, required=True)
-    p.add_argument("--top-p", type=float, required=True)
-    p.add_argument("--max-new-tokens", type=int, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    add_backend_arguments(p)
-    p.add_argument("--workers", type=int, default=1, help="verifier processes (0: verify in this process)")
-    p.add_argument("--timeout", type=float, default=5.0, help="verifier timeout per response, seconds")
     p.add_argument("--phrases", default=None, help="reflection phrase file (default: resources/phrases.yaml)")
     p.add_argument("--output", required=True, help="verdict table (.parquet)")
+    EvaluateSettings.add_arguments(p)
     p.set_defaults(func=run)

@@ -7,24 +7,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from trajfusion.io import InputError, read_table
+from trajfusion.sample.shards import read_problems
 
 log = logging.getLogger(__name__)
 
+BENCHMARK_COLUMNS = ["problem_id", "problem", "answer"]
+
 
 def read_benchmark(path: str | Path) -> pd.DataFrame:
-    df = read_table(path, required=("problem_id", "problem", "answer"))
-    if df.empty:
-        raise InputError(f"{path}: benchmark has no problems")
-    for field in ("problem_id", "problem", "answer"):
-        bad = df.index[df[field].isna() | (df[field].astype(str).str.strip() == "")]
-        if len(bad):
-            raise InputError(f"{path}: record {int(bad[0])}: field {field!r} is empty")
-    dup = df["problem_id"].duplicated()
-    if dup.any():
-        row = int(dup.to_numpy().nonzero()[0][0])
-        raise InputError(f"{path}: record {row}: field 'problem_id' duplicates {df['problem_id'].iloc[row]!r}")
-    return df.reset_index(drop=True)
+    """The problems with their gold answers (and answer types), checked against the problem contract."""
+    return read_problems(str(path), BENCHMARK_COLUMNS).reset_index(drop=True)
 
 
 def generate_samples(backend, bench: pd.DataFrame, template_name: str, n: int, temperature: float, top_p: float,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from trajfusion.contracts import VERDICTS
 from trajfusion.evaluate.reflections import count_reflections
-from trajfusion.report.metrics import VERDICT_COLUMNS
+
+VERDICT_COLUMNS = VERDICTS.names
 
 
 def judge(samples: pd.DataFrame, phrases: tuple[str, ...], workers: int, timeout: float,
@@ -20,4 +22,4 @@ def judge(samples: pd.DataFrame, phrases: tuple[str, ...], workers: int, timeout
     verdicts["n_reflections"] = [count_reflections(text, phrases) for text in verdicts["response"]]
     verdicts = verdicts.sort_values(["problem_id", "sample_idx"], kind="mergesort").reset_index(drop=True)
     return verdicts.astype({"sample_idx": "int64", "n_tokens": "int64", "correct": "bool",
-                            "n_reflections": "int64"})[list(VERDICT_COLUMNS)]
+                            "n_reflections": "int64"})[VERDICT_COLUMNS]

@@ -2,9 +2,9 @@
 
 Commands: ``sample`` (one shard of a pool, written atomically) and ``merge-samples`` (the
 shards concatenated, joined with the pool's problem, gold answer and source, and checked to
-hold exactly K samples per problem). Modules: ``cli`` (the commands), ``shards`` (shard
-rows, shard tables, the merge), ``backends`` (the hf and vllm generation backends, also used
-by evaluation).
+hold exactly K samples per problem). Modules: ``cli`` (the commands), ``settings`` (their
+settings, declared once), ``shards`` (shard rows, shard tables, the merge), ``backends`` (the
+hf and vllm generation backends and the generation settings, also used by evaluation).
 """
 
 from trajfusion.sample.cli import register

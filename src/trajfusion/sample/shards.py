@@ -2,40 +2,36 @@
 the checked concatenation of all shards joined with the pool's problem and gold answer.
 
 A shard holds the pool rows whose position, after sorting by problem_id, is congruent to
-the shard index modulo the shard count.
+the shard index modulo the shard count. Tables are checked by their contracts
+(``trajfusion.contracts``: PROBLEMS, SAMPLE_SHARD, MERGED_SAMPLES); what only the merge can
+check (every sample's problem is in the pool, K samples per pool problem) is checked here.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from trajfusion.contracts import MERGED_SAMPLES, PROBLEMS, SAMPLE_SHARD, read
 from trajfusion.io import InputError, read_parquet_metadata, read_table
-from trajfusion.sample.backends import FINISH_REASONS, Completion
+from trajfusion.sample.backends import Completion
 
-SHARD_COLUMNS = ["problem_id", "sample_idx", "response", "n_tokens", "finish_reason", "teacher", "seed"]
-MERGED_COLUMNS = ["problem_id", "sample_idx", "problem", "gold", "answer_type", "source", "response", "n_tokens",
-                  "finish_reason", "teacher", "seed"]
-POOL_COLUMNS = ["problem_id", "problem", "answer", "source"]
-
-
-def read_pool(path: str, required: list[str]) -> pd.DataFrame:
-    """The pool sorted by problem_id, with ids and ``required`` text fields checked."""
-    pool = read_table(path, required=required)
-    if pool.empty:
-        raise InputError(f"{path}: the pool has no problems")
-    for column in required:
-        _check_text_column(pool, path, column)
-    duplicated = pool["problem_id"].duplicated()
-    if duplicated.any():
-        row = int(duplicated.to_numpy().nonzero()[0][0])
-        raise InputError(f"{path}: row {row}: field 'problem_id' repeats {pool['problem_id'].iloc[row]!r}")
-    return pool.sort_values("problem_id", kind="stable").reset_index(drop=True)
+SHARD_COLUMNS = SAMPLE_SHARD.names
+MERGED_COLUMNS = MERGED_SAMPLES.names
+SAMPLE_POOL_COLUMNS = ["problem_id", "problem"]
+MERGE_POOL_COLUMNS = ["problem_id", "problem", "answer", "source"]
 
 
-def _check_text_column(table: pd.DataFrame, path: str, column: str) -> None:
-    for row, value in enumerate(table[column].tolist()):
-        if not isinstance(value, str) or (column == "problem_id" and not value):
-            raise InputError(f"{path}: row {row}: field {column!r} must be a non-empty string, got {value!r}")
+def read_problems(path: str, columns: list[str]) -> pd.DataFrame:
+    """A problem table (pool, benchmark) with ``columns`` and, when it has one, its ``answer_type``
+    checked against the problem contract. The whole table is read, as answer_type is optional."""
+    problems = read_table(path)
+    optional = ["answer_type"] if "answer_type" in problems.columns and "answer_type" not in columns else []
+    return PROBLEMS.check(problems, str(path), [*columns, *optional])
+
+
+def read_pool(path: str, columns: list[str]) -> pd.DataFrame:
+    """The pool (``read_problems``) sorted by problem_id."""
+    return read_problems(path, columns).sort_values("problem_id", kind="stable").reset_index(drop=True)
 
 
 def shard_rows(pool: pd.DataFrame, num_shards: int, shard: int) -> pd.DataFrame:
@@ -55,9 +51,12 @@ def shard_frame(problem_ids: list[str], groups: list[list[Completion]], teacher:
 def merge_shards(pool: pd.DataFrame, pool_path: str, shard_paths: list[str], k: int) -> pd.DataFrame:
     """All samples of ``shard_paths``, checked (one teacher, no repeats, K per pool problem),
     joined with the pool's problem, gold answer, answer type and source."""
-    samples = pd.concat([read_shard(path, k) for path in shard_paths], ignore_index=True)
-    _check_teacher(samples)
-    _check_duplicates(samples)
+    samples = pd.concat([read(path, SAMPLE_SHARD).assign(file=str(path)) for path in shard_paths],
+                        ignore_index=True)
+    if len(samples):  # no samples at all: _check_complete says which problems lack them
+        # The key and the one-teacher rule across shards; records are numbered through the inputs in order.
+        MERGED_SAMPLES.check(samples, f"--inputs {' '.join(map(str, shard_paths))}",
+                             columns=["problem_id", "sample_idx", "teacher"])
     _check_known_problems(samples, pool, pool_path)
     _check_complete(samples, pool, k, shard_paths)
     # answer_type lets the verifier read typed golds (e.g. TheoremQA lists) correctly.
@@ -67,40 +66,6 @@ def merge_shards(pool: pd.DataFrame, pool_path: str, shard_paths: list[str], k: 
     merged = samples.drop(columns="file").merge(gold, on="problem_id", how="left", validate="many_to_one")
     merged = merged.sort_values(["problem_id", "sample_idx"], kind="stable").reset_index(drop=True)
     return merged[MERGED_COLUMNS]
-
-
-def read_shard(path: str, k: int) -> pd.DataFrame:
-    """A shard table with its contract fields checked and a 'file' column naming it."""
-    shard = read_table(path, required=SHARD_COLUMNS)[SHARD_COLUMNS]
-    _check_text_column(shard, path, "problem_id")
-    _check_text_column(shard, path, "response")
-    for row, (idx, reason) in enumerate(zip(shard["sample_idx"].tolist(), shard["finish_reason"].tolist())):
-        if not isinstance(idx, int) or not 0 <= idx < k:
-            raise InputError(f"{path}: row {row}: field 'sample_idx' must be an integer in [0, {k}), got {idx!r}")
-        if reason not in FINISH_REASONS:
-            raise InputError(f"{path}: row {row}: field 'finish_reason' must be one of "
-                             f"{list(FINISH_REASONS)}, got {reason!r}")
-    shard["file"] = str(path)
-    return shard
-
-
-def _check_teacher(samples: pd.DataFrame) -> None:
-    teachers = samples.drop_duplicates("teacher")
-    if len(teachers) > 1:
-        first, other = teachers.iloc[0], teachers.iloc[1]
-        raise InputError(f"{other['file']}: field 'teacher' is {other['teacher']!r} but {first['file']} "
-                         f"has {first['teacher']!r}; shards of one merge must share a teacher")
-
-
-def _check_duplicates(samples: pd.DataFrame) -> None:
-    repeated = samples[samples.duplicated(["problem_id", "sample_idx"], keep=False)]
-    if repeated.empty:
-        return
-    key = repeated.iloc[0]
-    same = repeated[(repeated["problem_id"] == key["problem_id"]) & (repeated["sample_idx"] == key["sample_idx"])]
-    files = sorted(set(same["file"]))
-    where = f"{files[0]}: appears {len(same)} times" if len(files) == 1 else f"appears in {', '.join(files)}"
-    raise InputError(f"duplicate sample (problem_id={key['problem_id']!r}, sample_idx={key['sample_idx']}) {where}")
 
 
 def _check_known_problems(samples: pd.DataFrame, pool: pd.DataFrame, pool_path: str) -> None:

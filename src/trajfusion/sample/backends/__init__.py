@@ -6,8 +6,8 @@ used by sampling and by evaluation.
 (outer list: prompts, inner: the n completions of that prompt), a ``tokenizer`` attribute
 for rendering chat templates, and ``close()``. Prompts are encoded with the BOS rule of
 ``trajfusion.templates.encode_prompts``, as in training. Backend modules are imported
-lazily so that importing this package stays cheap; ``options`` holds the command-line
-flags both stages declare for them.
+lazily so that importing this package stays cheap; ``options`` holds the generation
+settings both stages extend (``GenerationSettings``) and the backends' defaults.
 """
 
 from __future__ import annotations

@@ -12,16 +12,17 @@ import time
 
 from trajfusion.io import InputError
 from trajfusion.sample.backends import BatchedBackend, Completion
+from trajfusion.sample.backends.options import BACKEND_DEFAULTS, DTYPES
 
 log = logging.getLogger(__name__)
-
-_DTYPES = ("float32", "bfloat16", "float16", "auto")
+_DEFAULTS = BACKEND_DEFAULTS["hf"]
 
 
 class HFBackend(BatchedBackend):
-    def __init__(self, model_dir: str, batch_size: int = 8, dtype: str | None = None,
-                 device: str | None = None, threads: int | None = None, trust_remote_code: bool = False,
-                 progress: bool = True):
+    def __init__(self, model_dir: str, batch_size: int = _DEFAULTS["batch_size"],
+                 dtype: str | None = _DEFAULTS["dtype"], device: str | None = _DEFAULTS["device"],
+                 threads: int | None = _DEFAULTS["threads"],
+                 trust_remote_code: bool = False, progress: bool = True):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -99,8 +100,8 @@ def _torch_dtype(name: str | None, device):
 
     if name is None:
         return torch.float32 if device.type == "cpu" else torch.bfloat16
-    if name not in _DTYPES:
-        raise InputError(f"unknown dtype {name!r}; choose from {list(_DTYPES)}")
+    if name not in DTYPES:
+        raise InputError(f"unknown dtype {name!r}; choose from {list(DTYPES)}")
     return name if name == "auto" else getattr(torch, name)
 
 

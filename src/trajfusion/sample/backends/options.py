@@ -1,44 +1,86 @@
-"""The generation-backend flags of ``trajfusion sample`` and ``trajfusion evaluate``, declared
-once: ``add_backend_arguments`` adds them to a subcommand, ``backend_options`` turns the
-parsed flags into the ``load_backend`` options of the chosen backend.
+"""The generation settings of ``trajfusion sample`` and ``trajfusion evaluate``, declared once
+(``GenerationSettings``, extended by both stages' settings), and the backends' defaults for
+the tuning options left unset (``BACKEND_DEFAULTS``: the backend constructors default to
+them, the help texts show them).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
+from dataclasses import dataclass
+
+from trajfusion.sample.backends import BACKEND_NAMES
+from trajfusion.settings import Settings, at_least, setting
 
 log = logging.getLogger(__name__)
 
-_BACKEND_FLAGS = {
-    "hf": ("batch_size", "dtype", "device", "threads"),
-    "vllm": ("batch_size", "dtype", "tensor_parallel_size", "max_model_len", "gpu_memory_utilization"),
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+# The tuning options each backend takes, with its default for an option left unset (None:
+# decided when the backend starts, as _UNSET_MEANS says).
+BACKEND_DEFAULTS = {
+    "hf": {"batch_size": 8, "dtype": None, "device": None, "threads": None},
+    "vllm": {"batch_size": None, "dtype": "auto", "tensor_parallel_size": 1, "max_model_len": None,
+             "gpu_memory_utilization": 0.9},
 }
+_UNSET_MEANS = {
+    ("hf", "dtype"): "float32 on CPU, else bfloat16",
+    ("hf", "device"): "cuda if available, else cpu",
+    ("hf", "threads"): "torch's choice",
+    ("vllm", "batch_size"): "all prompts at once",
+    ("vllm", "max_model_len"): "the model's",
+}
+_TUNING_OPTIONS = sorted({name for options in BACKEND_DEFAULTS.values() for name in options})
 
 
-def add_backend_arguments(p: argparse.ArgumentParser) -> None:
-    """The backend tuning flags (each command adds ``--backend``, choices ``BACKEND_NAMES``, itself)."""
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="prompts per generate call (hf default 8; vllm default: all prompts at once)")
-    p.add_argument("--dtype", default=None, help="float32, bfloat16, float16 or auto (backend default if unset)")
-    p.add_argument("--device", default=None, help="hf only: torch device (default cuda if available, else cpu)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="hf on CPU: torch threads (pass the job's core allotment; default: torch's choice)")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the model directory")
-    p.add_argument("--tensor-parallel-size", type=int, default=None, help="vllm only")
-    p.add_argument("--max-model-len", type=int, default=None, help="vllm only")
-    p.add_argument("--gpu-memory-utilization", type=float, default=None, help="vllm only")
+def _backend_help(option: str, text: str) -> str:
+    """``text`` with the backends taking ``option`` and their defaults, from BACKEND_DEFAULTS."""
+    defaults = {backend: _UNSET_MEANS.get((backend, option), options[option])
+                for backend, options in BACKEND_DEFAULTS.items() if option in options}
+    if len(defaults) == 1:
+        ((backend, default),) = defaults.items()
+        return f"{text} ({backend} only; unset: {default})"
+    return f"{text} (unset: {'; '.join(f'{backend} {default}' for backend, default in defaults.items())})"
 
 
-def backend_options(args: argparse.Namespace) -> dict:
-    """The flags that apply to the chosen backend, leaving unset ones at the backend's default."""
-    used = _BACKEND_FLAGS[args.backend]
-    options = {name: getattr(args, name) for name in used if getattr(args, name) is not None}
-    other_flags = sorted({name for names in _BACKEND_FLAGS.values() for name in names} - set(used))
-    ignored = [name for name in other_flags if getattr(args, name) is not None]
-    if ignored:
-        log.warning("backend %s ignores option(s) %s", args.backend, ignored)
-    if args.backend == "vllm":
-        options["seed"] = args.seed
-    options["trust_remote_code"] = args.trust_remote_code
-    return options
+def _share(value) -> str | None:
+    return None if 0 < value <= 1 else "must be in (0, 1]"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationSettings(Settings):
+    """How a model generates: the prompt template, the sampling parameters and the backend
+    with its tuning options. Tuning options left unset (None) take the backend's default."""
+
+    template: str = setting(help="prompt template name (trajfusion.templates, resources/templates.yaml)")
+    backend: str = setting("hf", help="generation backend", choices=BACKEND_NAMES)
+    temperature: float = setting(help="sampling temperature (0: greedy)", check=at_least(0))
+    top_p: float = setting(help="nucleus sampling probability mass", check=_share)
+    max_new_tokens: int = setting(help="generated tokens per response at most", check=at_least(1))
+    seed: int = setting(help="base seed; the seeds of shards and batches derive from it")
+    batch_size: int | None = setting(None, help=_backend_help("batch_size", "prompts per generate call"),
+                                     check=at_least(1))
+    dtype: str | None = setting(None, help=_backend_help("dtype", "model dtype"), choices=DTYPES)
+    device: str | None = setting(None, help=_backend_help("device", "torch device"))
+    threads: int | None = setting(None, help=_backend_help("threads", "torch threads on CPU (pass the job's core "
+                                                           "allotment)"), check=at_least(1), affects_output=False)
+    trust_remote_code: bool = setting(False, help="allow model code from the model directory")
+    tensor_parallel_size: int | None = setting(None, help=_backend_help("tensor_parallel_size", "GPUs per model"),
+                                               check=at_least(1))
+    max_model_len: int | None = setting(None, help=_backend_help("max_model_len", "context length"),
+                                        check=at_least(1))
+    gpu_memory_utilization: float | None = setting(
+        None, help=_backend_help("gpu_memory_utilization", "share of GPU memory for the engine"), check=_share)
+
+    def backend_options(self) -> dict:
+        """The ``load_backend`` options: the set tuning options the chosen backend takes (a
+        warning names those it ignores), the engine seed for vllm, trust_remote_code."""
+        taken = BACKEND_DEFAULTS[self.backend]
+        options = {name: getattr(self, name) for name in taken if getattr(self, name) is not None}
+        ignored = [name for name in _TUNING_OPTIONS if name not in taken and getattr(self, name) is not None]
+        if ignored:
+            log.warning("backend %s ignores option(s) %s", self.backend, ignored)
+        if self.backend == "vllm":
+            options["seed"] = self.seed
+        options["trust_remote_code"] = self.trust_remote_code
+        return options

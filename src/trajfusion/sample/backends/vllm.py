@@ -13,15 +13,18 @@ import time
 
 from trajfusion.io import InputError
 from trajfusion.sample.backends import FINISH_REASONS, BatchedBackend, Completion
+from trajfusion.sample.backends.options import BACKEND_DEFAULTS
 
 log = logging.getLogger(__name__)
+_DEFAULTS = BACKEND_DEFAULTS["vllm"]
 
 
 class VLLMBackend(BatchedBackend):
-    def __init__(self, model_dir: str, batch_size: int | None = None, dtype: str | None = None,
-                 tensor_parallel_size: int = 1, max_model_len: int | None = None,
-                 gpu_memory_utilization: float = 0.9, seed: int = 0, trust_remote_code: bool = False,
-                 progress: bool = True):
+    def __init__(self, model_dir: str, batch_size: int | None = _DEFAULTS["batch_size"],
+                 dtype: str = _DEFAULTS["dtype"], tensor_parallel_size: int = _DEFAULTS["tensor_parallel_size"],
+                 max_model_len: int | None = _DEFAULTS["max_model_len"],
+                 gpu_memory_utilization: float = _DEFAULTS["gpu_memory_utilization"], seed: int = 0,
+                 trust_remote_code: bool = False, progress: bool = True):
         try:
             import vllm
         except ImportError as exc:
@@ -37,7 +40,7 @@ class VLLMBackend(BatchedBackend):
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
         started = time.perf_counter()
         self.llm = vllm.LLM(model=model_dir, tensor_parallel_size=tensor_parallel_size,
-                            max_model_len=max_model_len, seed=seed, dtype=dtype or "auto",
+                            max_model_len=max_model_len, seed=seed, dtype=dtype,
                             gpu_memory_utilization=gpu_memory_utilization,
                             trust_remote_code=trust_remote_code)
         log.info("vLLM engine for %s ready in %.1f s (tensor parallel %d)", model_dir,
