@@ -14,11 +14,11 @@ import pytest
 
 from tests.conftest import make_data_dir
 
+from trajfusion.contracts import PROBLEMS
 from trajfusion.data import BENCHMARKS, SOURCES, load_source, register
 from trajfusion.data.answers import format_number, last_boxed, strip_dollar_wrapper
 from trajfusion.data import synthetic
 from trajfusion.data.synthetic import generate, is_test_text
-from trajfusion.contracts import PROBLEMS
 from trajfusion.io import InputError, read_parquet_metadata
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"

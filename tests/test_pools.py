@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import make_data_dir
 
-from trajfusion.data import build_pool, load_source, register
 from trajfusion.contracts import PROBLEMS
+from trajfusion.data import build_pool, load_source, register
 from trajfusion.io import InputError, read_parquet_metadata
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
