@@ -128,7 +128,7 @@ def train_mode(model: Path, dataset: Path, out_dir: Path, sizes: dict, mode: str
         "--learning-rate", "5e-5", "--lr-scheduler", "constant", "--per-device-batch-size", str(sizes["batch"]),
         "--grad-accum", "1", "--max-length", str(sizes["max_length"]), MODES[mode], "--precision", "fp32",
         "--seed", "0", "--no-gradient-checkpointing", "--save-steps", "100000", "--logging-steps", "100000"])
-    run = train.setup_training(args)
+    run = train.setup_training(train.TrainJob.from_args(args))
     timer = step_timer(run.progress)
     run.trainer.add_callback(timer)
     run.trainer.train()

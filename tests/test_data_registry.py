@@ -14,11 +14,11 @@ import pytest
 
 from tests.conftest import make_data_dir
 
+from trajfusion.contracts import PROBLEMS
 from trajfusion.data import BENCHMARKS, SOURCES, load_source, register
 from trajfusion.data.answers import format_number, last_boxed, strip_dollar_wrapper
 from trajfusion.data import synthetic
 from trajfusion.data.synthetic import generate, is_test_text
-from trajfusion.data.table import PROBLEM_COLUMNS
 from trajfusion.io import InputError, read_parquet_metadata
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -77,7 +77,7 @@ def test_names_cover_every_loader():
 def test_record_count_and_table_shape(tables, name):
     df = tables[name]
     assert len(df) == EXPECTED_COUNTS[name]
-    assert list(df.columns[:len(PROBLEM_COLUMNS)]) == list(PROBLEM_COLUMNS)
+    assert list(df.columns[:len(PROBLEMS.names)]) == PROBLEMS.names
     assert df["problem_id"].is_unique and df["problem_id"].is_monotonic_increasing
     assert df["problem_id"].str.startswith(name + "/").all()
     assert (df["source"] == name).all()
@@ -214,7 +214,8 @@ def test_empty_gold_and_missing_field_are_errors(tmp_path):
 def test_duplicate_problem_ids_are_errors(tmp_path):
     lines = raw_lines("eval/aime25_test.jsonl")[:3]
     make_data_dir(tmp_path, {"eval/aime25_test.jsonl": b"".join([lines[0], lines[1], lines[0]])})
-    with pytest.raises(InputError, match=r"duplicate problem_id 'aime25/00'"):
+    with pytest.raises(InputError, match=r"aime25_test\.jsonl: record 3 \(problem_id='aime25/00'\): "
+                       r"duplicate key \(problem_id\), also record 1"):
         load_source("aime25", tmp_path)
 
 

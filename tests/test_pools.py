@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import make_data_dir
 
+from trajfusion.contracts import PROBLEMS
 from trajfusion.data import build_pool, load_source, register
-from trajfusion.data.table import PROBLEM_COLUMNS
 from trajfusion.io import InputError, read_parquet_metadata
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -40,7 +40,7 @@ def test_15k_pool_counts_and_decontamination():
                             "aime_1983_2023/2010-II-6", "aime_1983_2023/2017-II-7"}
     assert not set(removed) & set(pool["problem_id"])
     assert report["decontaminated_against"][0] == "gsm8k" and len(report["decontaminated_against"]) == 10
-    assert list(pool.columns) == list(PROBLEM_COLUMNS)
+    assert list(pool.columns) == PROBLEMS.names
     assert pool["problem_id"].is_unique and pool["problem_id"].is_monotonic_increasing
 
 

@@ -66,6 +66,10 @@ def parse_train(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(["train", *argv])
 
 
+def job_of(argv: list[str]) -> train.TrainJob:
+    return train.TrainJob.from_args(parse_train(argv))
+
+
 def train_argv(model, dataset, output_dir, *extra) -> list[str]:
     return ["--model", str(model), "--dataset", str(dataset), "--template", "qwen25_math",
             "--output-dir", str(output_dir), "--precision", "fp32", "--seed", "0",
@@ -82,46 +86,48 @@ REFERENCE = ["--epochs", "5", "--learning-rate", "1e-2", "--lr-scheduler", "cons
 @pytest.fixture(scope="module")
 def reference_run(tiny_model_dir, fused4, tmp_path_factory):
     out = tmp_path_factory.mktemp("reference")
-    meta = train.run_training(parse_train(train_argv(tiny_model_dir, fused4, out, *REFERENCE)))
+    meta = train.run_training(job_of(train_argv(tiny_model_dir, fused4, out, *REFERENCE)))
     return out, meta
 
 
 # -- dataset validation -----------------------------------------------------------------
 
 @pytest.mark.parametrize("bad, field", [
-    ({"problem_id": "x"}, "missing field 'messages'"),
-    (fused_record(1, assistant="   "), "messages[1].content"),
+    ({"problem_id": "x"}, "'messages' is a required property"),
+    (fused_record(1, assistant="   "), "field 'messages[1].content'"),
     ({**fused_record(1), "messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "q"}]},
-     "messages[0].role"),
-    ({**fused_record(1), "problem_id": 7}, "problem_id"),
+     "field 'messages[1].role' 'assistant' was expected"),
+    ({**fused_record(1), "problem_id": 7}, "field 'problem_id' 7 is not of type 'string'"),
+    (fused_record(0), "duplicate key (problem_id), also record 1"),
 ])
-def test_bad_fused_record_names_file_line_and_field(tmp_path, bad, field):
+def test_bad_fused_record_names_file_record_and_field(tmp_path, bad, field):
     path = tmp_path / "bad.jsonl"
-    # A blank line before the bad record: the reported line must still be the file's line 4.
+    # A blank line before the bad record: it is still the file's record 3 (blank lines hold none).
     path.write_text(json.dumps(fused_record(0)) + "\n" + json.dumps(fused_record(1)) + "\n\n"
                     + json.dumps(bad) + "\n", encoding="utf-8")
     with pytest.raises(InputError) as err:
         tds.load_fused_examples(path)
-    assert f"{path}:4:" in str(err.value) and field in str(err.value)
+    assert f"{path}: record 3 (problem_id={bad.get('problem_id')!r}): " in str(err.value)
+    assert field in str(err.value)
 
 
 def test_bad_dataset_fails_through_cli_before_loading_a_model(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps(fused_record(0)) + "\n" + json.dumps(fused_record(1, assistant="")) + "\n")
     args = parse_train(train_argv("no-such-model", path, tmp_path / "out", *REFERENCE))
-    with pytest.raises(InputError, match=r"bad\.jsonl:2: field 'messages\[1\]\.content'"):
+    with pytest.raises(InputError,
+                       match=r"bad\.jsonl: record 2 \(problem_id='toy/1'\): field 'messages\[1\]\.content'"):
         args.func(args)
 
 
 @pytest.mark.parametrize("flag, value, message", [
-    ("--checkpoints", "8,x", "--checkpoints"),
+    ("--checkpoints", "8,x", "--checkpoints: 'x' is not a positive integer example count"),
     ("--rope-scaling", "{yarn", "--rope-scaling: malformed JSON"),
-    ("--warmup-ratio", "1.5", "--warmup-ratio"),
+    ("--warmup-ratio", "1.5", r"--warmup-ratio: must be in \[0, 1\), got 1.5"),
 ])
 def test_bad_settings_are_input_errors(fused4, tmp_path, flag, value, message):
-    args = parse_train(train_argv("unused", fused4, tmp_path, *REFERENCE, flag, value))
     with pytest.raises(InputError, match=message):
-        train.setup_training(args)
+        job_of(train_argv("unused", fused4, tmp_path, *REFERENCE, flag, value))
 
 
 # -- prompt/completion encoding -----------------------------------------------------------
@@ -133,7 +139,7 @@ def test_prompt_gets_one_bos_whether_or_not_the_template_has_it(tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, add_bos_token=True)
     bos = tokenizer.bos_token_id
     assert default_prefix_ids(tokenizer) == [bos]
-    example = tds.FusedExample(line=1, problem_id="p", user="What is 1+1?", assistant="2")
+    example = tds.FusedExample(problem_id="p", user="What is 1+1?", assistant="2")
     with_bos = tds.to_prompt_completion(example, load_template("qwen25_math"), tokenizer)[0]
     without_bos = tds.to_prompt_completion(example, load_template("deepseek_math"), tokenizer)[0]
     ids = encode_prompt(tokenizer, with_bos)
@@ -149,7 +155,7 @@ def test_text_templates_need_no_chat_template(tiny_model_dir):
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     tokenizer.chat_template = None  # a base model
-    example = tds.FusedExample(line=1, problem_id="p", user="Q?", assistant="A.")
+    example = tds.FusedExample(problem_id="p", user="Q?", assistant="A.")
     prompt, completion = tds.to_prompt_completion(example, load_template("deepseek_math"), tokenizer)
     assert prompt.startswith("User: Q?") and completion == "A." + tokenizer.eos_token
     with pytest.raises(InputError, match="chat template"):
@@ -161,7 +167,7 @@ def test_collated_labels_mask_the_prompt_and_train_the_suffix(tiny_model_dir, fu
     # Examples are 55-70 tokens: two fit in a packed row.
     extra = ["--epochs", "1", "--learning-rate", "1e-3", "--per-device-batch-size", "4", "--grad-accum", "1",
              "--max-length", "160", "--packing" if packing else "--no-packing"]
-    run = train.setup_training(parse_train(train_argv(tiny_model_dir, fused8, tmp_path, *extra)))
+    run = train.setup_training(job_of(train_argv(tiny_model_dir, fused8, tmp_path, *extra)))
     tokenizer, trainer = run.trainer.processing_class, run.trainer
     template = load_template("qwen25_math")
     expected = {}
@@ -199,7 +205,7 @@ def test_packed_examples_do_not_attend_to_each_other_on_cpu(tiny_model_dir, fuse
 
     extra = ["--epochs", "1", "--learning-rate", "1e-3", "--per-device-batch-size", "2", "--grad-accum", "1",
              "--max-length", "160", "--packing", "--attn-implementation", attn]
-    run = train.setup_training(parse_train(train_argv(tiny_model_dir, fused8, tmp_path, *extra)))
+    run = train.setup_training(job_of(train_argv(tiny_model_dir, fused8, tmp_path, *extra)))
     trainer = run.trainer
     batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
     model = trainer.model.eval()
@@ -260,7 +266,8 @@ KILL_SCRIPT = textwrap.dedent("""
     torch.set_num_threads(1)
     parser = argparse.ArgumentParser()
     train.register(parser.add_subparsers())
-    train.run_training(parser.parse_args(["train", *sys.argv[2:]]), callbacks=[KillAfter(int(sys.argv[1]))])
+    job = train.TrainJob.from_args(parser.parse_args(["train", *sys.argv[2:]]))
+    train.run_training(job, callbacks=[KillAfter(int(sys.argv[1]))])
 """)
 
 
@@ -277,7 +284,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(reference_run, tiny_model_d
     shutil.rmtree(out / "ckpt-2")
     kept_inode = (out / "ckpt-3" / "model.safetensors").stat().st_ino
 
-    meta = train.run_training(parse_train(argv))
+    meta = train.run_training(job_of(argv))
 
     assert meta["resume"] == {"resumed": True, "from_step": 6, "from_checkpoint": "checkpoint-6"}
     assert meta["progress"]["samples_seen"] == 20 and meta["progress"]["global_step"] == 20
@@ -304,7 +311,7 @@ def test_packing_counts_examples_not_rows_and_carries_yarn(tiny_model_dir, fused
     extra = ["--epochs", "2", "--learning-rate", "1e-3", "--per-device-batch-size", "1", "--grad-accum", "1",
              "--max-length", "128", "--packing", "--save-steps", "100", "--checkpoints", "3,1000",
              "--rope-scaling", json.dumps(yarn)]
-    meta = train.run_training(parse_train(train_argv(tiny_model_dir, fused8, tmp_path, *extra)))
+    meta = train.run_training(job_of(train_argv(tiny_model_dir, fused8, tmp_path, *extra)))
     progress = meta["progress"]
     assert progress["train_rows"] < 8  # several examples per packed row ...
     assert progress["samples_seen"] == 16  # ... yet every example of both epochs is counted once
@@ -342,7 +349,7 @@ def test_padding_is_counted_without_packing(tiny_model_dir, fused8, tmp_path):
 
     extra = ["--epochs", "1", "--learning-rate", "1e-3", "--per-device-batch-size", "4", "--grad-accum", "1",
              "--max-length", "96", "--no-packing"]
-    trainer = train.setup_training(parse_train(train_argv(tiny_model_dir, fused8, tmp_path, *extra))).trainer
+    trainer = train.setup_training(job_of(train_argv(tiny_model_dir, fused8, tmp_path, *extra))).trainer
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
     examples, real, fed = batch_counts(batch)
     lengths = [len(trainer.train_dataset[i]["input_ids"]) for i in range(4)]
@@ -404,7 +411,8 @@ def test_launch_command():
 def test_num_gpus_relaunches_through_accelerate(monkeypatch, tmp_path):
     argv = train_argv("m", "d.jsonl", tmp_path, *REFERENCE, "--num-gpus", "4", "--deepspeed", str(ZERO1))
     args = parse_train(argv)
-    assert parse_train(train.args_to_argv(args)) == args  # the relaunched workers parse the same settings
+    job = train.TrainJob.from_args(args)
+    assert job_of(job.to_argv()) == job  # the relaunched workers parse the same job
     for name in ("LOCAL_RANK", "WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
     calls = []
@@ -416,4 +424,4 @@ def test_num_gpus_relaunches_through_accelerate(monkeypatch, tmp_path):
     monkeypatch.setattr(os, "execvpe", fake_exec)
     with pytest.raises(SystemExit):
         args.func(args)
-    assert calls == [launch_command(train.args_to_argv(args), 4)]
+    assert calls == [launch_command(job.to_argv(), 4)]

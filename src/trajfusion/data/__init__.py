@@ -3,7 +3,8 @@
 Commands: ``build-pool`` (a training pool from a JSON spec) and ``prepare-benchmark``
 (one benchmark as a problem table). See data/README.md for the sources. Modules: ``cli``
 (the commands), ``registry`` (the sources and benchmarks), ``pools`` (pool building,
-decontamination, benchmark tables), ``answers``, ``synthetic``, ``table``, ``checksums``.
+decontamination, benchmark tables), ``settings`` (the commands' settings), ``answers``,
+``synthetic``, ``table`` (problem rows and frames), ``checksums``.
 """
 
 from trajfusion.data.cli import register

@@ -5,14 +5,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from trajfusion.contracts import PROBLEMS
 from trajfusion.data.answers import normalize_problem_text
 from trajfusion.data.registry import BENCHMARKS, SOURCES, load_source
-from trajfusion.data.table import PROBLEM_COLUMNS, typed
+from trajfusion.data.table import typed
 from trajfusion.io import InputError
+
+if TYPE_CHECKING:
+    from trajfusion.data.settings import BenchmarkSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ def build_pool(spec: dict, data_dir: str | os.PathLike, seed: int) -> tuple[pd.D
         if size > union_size:
             raise InputError(f"pool spec: size={size} exceeds the {union_size} problems the sources provide")
         pool = pool.iloc[_random_indices(union_size, size, seed, "pool-size")]
-    pool = typed(pool[list(PROBLEM_COLUMNS)]).sort_values("problem_id", kind="stable").reset_index(drop=True)
+    pool = typed(pool[PROBLEMS.names]).sort_values("problem_id", kind="stable").reset_index(drop=True)
     report = {"seed": seed, "spec": spec, "sources": per_source, "decontaminated_against": list(against),
               "union_size": union_size, "size": len(pool),
               "removed_contaminated": sum(c["removed_contaminated"] for c in per_source.values())}
@@ -157,25 +162,17 @@ def _random_indices(total: int, n: int, seed: int, stream: str) -> list[int]:
     return sorted(rng.choice(total, size=n, replace=False).tolist())
 
 
-def benchmark_table(name: str, data_dir: str | os.PathLike, *, limit: int | None = None,
-                    select: str | None = None, seed: int = 0, keep_pictures: bool = False) -> pd.DataFrame:
-    """Benchmark ``name`` as a problem table, optionally cut to ``limit`` problems.
+def benchmark_table(name: str, data_dir: str | os.PathLike, settings: BenchmarkSettings) -> pd.DataFrame:
+    """Benchmark ``name`` as a problem table, cut to ``settings.limit`` problems if given.
 
-    ``select`` defaults to ``random`` when ``limit`` is given and ``all`` otherwise;
     ``keep_pictures`` only applies to theoremqa (its picture questions are dropped by default).
     """
     if name not in BENCHMARKS:
         raise InputError(f"unknown benchmark {name!r}; benchmarks: {list(BENCHMARKS)}")
-    limit = _optional_count(limit, "--limit")
-    select = select or ("all" if limit is None else "random")
-    if select not in SELECTIONS:
-        raise InputError(f"--select must be one of {list(SELECTIONS)}, got {select!r}")
-    if select == "all" and limit is not None:
-        raise InputError(f"--select all cannot be combined with --limit {limit}; use random or shortest")
     options = {}
-    if keep_pictures:
+    if settings.keep_pictures:
         if name != "theoremqa":
             raise InputError(f"--keep-pictures only applies to theoremqa, not {name}")
         options["keep_pictures"] = True
     table = load_source(name, data_dir, **options)
-    return select_rows(table, limit, select, seed, name)
+    return select_rows(table, settings.limit, settings.selection, settings.seed, name)

@@ -1,15 +1,13 @@
-"""The normalized problem table shared by pools and benchmarks (docs/architecture.md)."""
+"""Rows and frames of the problem table shared by pools and benchmarks (its contract:
+``trajfusion.contracts.PROBLEMS``)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from trajfusion.io import InputError
+from trajfusion.contracts import ANSWER_TYPES, PROBLEMS
 
-PROBLEM_COLUMNS = ("problem_id", "problem", "answer", "source", "level", "subject", "year",
-                   "answer_type", "flags")
-ANSWER_TYPES = ("number", "integer", "latex", "bool", "list", "option", "text")
-_STRING_COLUMNS = tuple(c for c in PROBLEM_COLUMNS if c != "year")
+_STRING_COLUMNS = [c.name for c in PROBLEMS.columns if c.dtype == "str"]
 _RECORD = "_record"
 
 
@@ -29,32 +27,20 @@ def problem_row(problem_id: str, problem: str, answer: str, source: str, *, leve
 
 
 def problem_frame(rows: list[dict], origin: str) -> pd.DataFrame:
-    """Typed problem table sorted by problem_id; duplicate ids raise InputError naming
-    ``origin`` and, when the rows carry them, the record numbers of both occurrences."""
-    df = pd.DataFrame(rows, columns=list(PROBLEM_COLUMNS) if not rows else None)
-    repeated = df["problem_id"].duplicated()
-    if repeated.any():
-        _raise_duplicate(df, repeated, origin)
+    """Typed problem table sorted by problem_id; a duplicate id raises InputError naming
+    ``origin`` and the records of both occurrences (the source file's, when the rows carry them)."""
+    df = pd.DataFrame(rows, columns=PROBLEMS.names if not rows else None)
+    PROBLEMS.check(df, origin, columns=["problem_id"], record_numbers=df[_RECORD] if _RECORD in df else None)
     df = df.drop(columns=[_RECORD], errors="ignore")
     return typed(df).sort_values("problem_id", kind="stable").reset_index(drop=True)
 
 
-def _raise_duplicate(df: pd.DataFrame, repeated: pd.Series, origin: str) -> None:
-    second = int(repeated.to_numpy().nonzero()[0][0])
-    problem_id = df["problem_id"].iloc[second]
-    count = df["problem_id"][repeated].nunique()
-    if _RECORD not in df.columns:
-        raise InputError(f"{origin}: duplicate problem_id {problem_id!r} ({count} duplicated id(s))")
-    first = int((df["problem_id"] == problem_id).to_numpy().nonzero()[0][0])
-    raise InputError(f"{origin}: record {df[_RECORD].iloc[second]}: duplicate problem_id {problem_id!r} "
-                     f"(also record {df[_RECORD].iloc[first]}; {count} duplicated id(s))")
-
-
 def typed(df: pd.DataFrame) -> pd.DataFrame:
-    """Cast the contract columns to their dtypes (str with NaN for missing, year Int64)."""
+    """The contract columns first, in order and cast to their dtypes (str with NaN for
+    missing, year Int64); source-specific columns after them."""
     df = df.copy()
     for column in _STRING_COLUMNS:
         df[column] = pd.Series(df[column].tolist(), index=df.index, dtype="str")
     df["year"] = pd.array(df["year"].tolist(), dtype="Int64")
-    extra = [c for c in df.columns if c not in PROBLEM_COLUMNS]
-    return df[list(PROBLEM_COLUMNS) + extra]
+    extra = [c for c in df.columns if c not in PROBLEMS.names]
+    return df[PROBLEMS.names + extra]

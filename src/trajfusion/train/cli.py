@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 
 from trajfusion.io import InputError
-from trajfusion.train.flags import add_arguments, args_to_argv
 from trajfusion.train.launch import is_launched_worker, relaunch
+from trajfusion.train.settings import TrainJob, add_arguments
 from trajfusion.train.trainer import run_training
 
 
@@ -21,10 +21,12 @@ def register(sub) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    if args.num_gpus * args.num_nodes > 1 and not is_launched_worker():
-        if args.num_nodes > 1:
+    job = TrainJob.from_args(args)
+    settings = job.settings
+    if settings.processes > 1 and not is_launched_worker():
+        if settings.num_nodes > 1:
             raise InputError("--num-nodes > 1: start one `accelerate launch` per node (see "
                              "trajfusion.train.launch.launch_command); --num-gpus alone covers one node")
-        relaunch(args_to_argv(args), args.num_gpus, main_process_port=args.main_process_port)
-    run_training(args)
+        relaunch(job.to_argv(), settings.num_gpus, main_process_port=settings.main_process_port)
+    run_training(job)
     return 0

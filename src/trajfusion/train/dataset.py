@@ -24,21 +24,27 @@ covers the completion only, suffix included.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trajfusion.contracts import FUSED_EXAMPLE, check_records
 from trajfusion.io import InputError, read_jsonl
 from trajfusion.templates import Template, default_prefix_ids, encode_prompt
 
 log = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
+# The fused dataset's contract, restricted to the columns training reads: the fusion's own
+# columns (n_errors, alpha, ...) may be absent, e.g. in a hand-made chat dataset.
+TRAINING_EXAMPLE = dataclasses.replace(
+    FUSED_EXAMPLE, columns=(FUSED_EXAMPLE.column("problem_id"), FUSED_EXAMPLE.column("messages")),
+    extra_columns=True, rules=())
 
 
 @dataclass(frozen=True)
 class FusedExample:
-    line: int
     problem_id: str
     user: str
     assistant: str
@@ -68,55 +74,15 @@ class EncodingStats:
         }
 
 
-def _nonblank_line_numbers(path: Path) -> list[int]:
-    with open(path, "rb") as fh:
-        # Same notion of a blank line as trajfusion.io.read_jsonl, which skips them.
-        return [n for n, raw in enumerate(fh, start=1) if raw.decode("utf-8").strip()]
-
-
-def _message_content(where: str, messages: list, index: int, role: str) -> str:
-    message = messages[index]
-    if not isinstance(message, dict):
-        raise InputError(f"{where}: field 'messages[{index}]' must be an object, got {type(message).__name__}")
-    if message.get("role") != role:
-        raise InputError(f"{where}: field 'messages[{index}].role' must be {role!r}, got {message.get('role')!r}")
-    content = message.get("content")
-    if not isinstance(content, str) or not content.strip():
-        raise InputError(f"{where}: field 'messages[{index}].content' ({role}) must be a non-empty string, "
-                         f"got {content!r}")
-    return content
-
-
-def parse_fused_row(row: dict, where: str) -> tuple[str, str, str]:
-    """Check one fused record; return (problem_id, user content, assistant content)."""
-    problem_id = row.get("problem_id")
-    if not isinstance(problem_id, str) or not problem_id:
-        raise InputError(f"{where}: field 'problem_id' must be a non-empty string, got {problem_id!r}")
-    if "messages" not in row:
-        raise InputError(f"{where}: missing field 'messages' (problem_id {problem_id!r})")
-    messages = row["messages"]
-    if not isinstance(messages, list) or len(messages) != 2:
-        raise InputError(f"{where}: field 'messages' must be a list of one user and one assistant message, "
-                         f"got {messages!r:.200}")
-    user = _message_content(where, messages, 0, "user")
-    assistant = _message_content(where, messages, 1, "assistant")
-    return problem_id, user, assistant
-
-
 def load_fused_examples(path: str | Path) -> list[FusedExample]:
-    """Read and validate a fused JSONL dataset; errors name the file, line and field."""
+    """Read a fused JSONL dataset, checked against its contract; errors name the file, the
+    record (with its problem_id) and the field."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file does not exist")
-    rows = read_jsonl(path)
-    lines = _nonblank_line_numbers(path)
-    if not rows:
-        raise InputError(f"{path}: no training examples")
-    examples = []
-    for lineno, row in zip(lines, rows, strict=True):
-        problem_id, user, assistant = parse_fused_row(row, f"{path}:{lineno}")
-        examples.append(FusedExample(line=lineno, problem_id=problem_id, user=user, assistant=assistant))
-    return examples
+    rows = check_records(read_jsonl(path), TRAINING_EXAMPLE, str(path))
+    return [FusedExample(problem_id=row["problem_id"], user=row["messages"][0]["content"],
+                         assistant=row["messages"][1]["content"]) for row in rows]
 
 
 def to_prompt_completion(example: FusedExample, template: Template, tokenizer) -> tuple[str, str]:

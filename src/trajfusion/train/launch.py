@@ -68,6 +68,15 @@ def relaunch(args_list: list[str], num_gpus: int, num_nodes: int = 1, **kwargs) 
     os.execvpe(cmd[0], cmd, dict(os.environ))
 
 
+def check_deepspeed(path: str | Path) -> None:
+    """A usable DeepSpeed setup: a valid config (``load_deepspeed_config``) and the package."""
+    from importlib.util import find_spec
+
+    load_deepspeed_config(path)
+    if find_spec("deepspeed") is None:
+        raise InputError("--deepspeed needs the deepspeed package (pip install 'trajfusion[deepspeed]')")
+
+
 def load_deepspeed_config(path: str | Path) -> dict:
     """Read a DeepSpeed JSON config and check what the ZeRO training here relies on."""
     path = Path(path)

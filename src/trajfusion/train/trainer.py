@@ -42,7 +42,6 @@ GPU kernels need not be bitwise deterministic. ``train_meta.json`` holds wall ti
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
@@ -61,7 +60,8 @@ from trajfusion.io import (
     write_json,
 )
 from trajfusion.model.gguf import drop_gguf_quantization
-from trajfusion.train.flags import settings_of
+from trajfusion.train.launch import check_deepspeed
+from trajfusion.train.settings import TrainJob, TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -71,57 +71,6 @@ META_NAME = "train_meta.json"
 RUN_SETTINGS = "run_settings.json"
 VERSION_PACKAGES = ("trajfusion", "torch", "transformers", "trl", "accelerate", "datasets", "deepspeed", "pandas",
                     "pyarrow")
-# Settings that do not change what is trained: a resumed run may differ in these.
-_RESUME_NEUTRAL = {"output_dir", "logging_steps", "save_steps", "save_total_limit", "keep_trainer_checkpoints",
-                   "main_process_port"}
-
-
-# -- settings validation -------------------------------------------------------------
-
-def parse_checkpoints(text: str) -> list[int]:
-    """'8,16,24' -> [8, 16, 24]; empty -> []."""
-    counts = []
-    for part in (p.strip() for p in (text or "").split(",")):
-        if not part:
-            continue
-        if not re.fullmatch(r"\d+", part) or int(part) <= 0:
-            raise InputError(f"--checkpoints: {part!r} is not a positive integer example count")
-        counts.append(int(part))
-    return sorted(set(counts))
-
-
-def parse_rope_scaling(text: str | None) -> dict | None:
-    if not text:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--rope-scaling: malformed JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(value, dict) or not isinstance(value.get("rope_type"), str):
-        raise InputError(f"--rope-scaling: expected a JSON object with a 'rope_type', got {text!r}")
-    return value
-
-
-def check_settings(args: argparse.Namespace) -> None:
-    positive = {"--epochs": args.epochs, "--learning-rate": args.learning_rate,
-                "--per-device-batch-size": args.per_device_batch_size, "--grad-accum": args.grad_accum,
-                "--max-length": args.max_length, "--save-steps": args.save_steps,
-                "--logging-steps": args.logging_steps, "--save-total-limit": args.save_total_limit}
-    for flag, value in positive.items():
-        if not value > 0:
-            raise InputError(f"{flag} must be positive, got {value}")
-    if not 0.0 <= args.warmup_ratio < 1.0:
-        raise InputError(f"--warmup-ratio must be in [0, 1), got {args.warmup_ratio}")
-    if args.max_steps == 0 or args.max_steps < -1:
-        raise InputError(f"--max-steps must be positive or -1, got {args.max_steps}")
-    if args.deepspeed:
-        from importlib.util import find_spec
-
-        from trajfusion.train.launch import load_deepspeed_config
-
-        load_deepspeed_config(args.deepspeed)
-        if find_spec("deepspeed") is None:
-            raise InputError("--deepspeed needs the deepspeed package (pip install 'trajfusion[deepspeed]')")
 
 
 # -- model ---------------------------------------------------------------------------
@@ -199,43 +148,45 @@ def check_resume_settings(trainer_dir: Path, fingerprint: dict) -> None:
 
 
 def run_fingerprint(settings: dict, dataset_sha256: str) -> dict:
-    relevant = {k: v for k, v in settings.items() if k not in _RESUME_NEUTRAL}
-    relevant["dataset_sha256"] = dataset_sha256
+    """What a resumed run must share with the checkpoints: ``settings`` (the settings' provenance
+    and the input paths) and the dataset's bytes."""
+    relevant = {**settings, "dataset_sha256": dataset_sha256}
     return {"hash": config_hash(relevant), "settings": relevant}
 
 
 # -- training --------------------------------------------------------------------------
 
-def build_sft_config(args: argparse.Namespace, trainer_dir: Path):
+def build_sft_config(job: TrainJob, trainer_dir: Path):
     import torch
     from trl import SFTConfig
 
+    settings = job.settings
     return SFTConfig(
         # Without a GPU, say so: transformers refuses bf16 on an undeclared CPU.
         use_cpu=not torch.cuda.is_available(),
         output_dir=str(trainer_dir),
-        num_train_epochs=args.epochs,
-        max_steps=args.max_steps,
-        per_device_train_batch_size=args.per_device_batch_size,
-        gradient_accumulation_steps=args.grad_accum,
-        learning_rate=args.learning_rate,
-        lr_scheduler_type=args.lr_scheduler,
-        warmup_steps=args.warmup_ratio,  # transformers 5: a value below 1 is a ratio of the total steps
-        bf16=args.precision == "bf16",
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.per_device_batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=settings.warmup_ratio,  # transformers 5: a value below 1 is a ratio of the total steps
+        bf16=settings.precision == "bf16",
         fp16=False,
-        max_length=args.max_length,
-        packing=args.packing,
+        max_length=settings.max_length,
+        packing=settings.packing,
         packing_strategy="bfd",
         pad_to_multiple_of=None,  # no padding positions inside padding-free batches (see progress.py)
         completion_only_loss=True,
-        activation_checkpointing=args.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
-        logging_steps=args.logging_steps,
+        activation_checkpointing=settings.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
+        logging_steps=settings.logging_steps,
         save_strategy="steps",
-        save_steps=args.save_steps,
-        save_total_limit=args.save_total_limit,
-        seed=args.seed,
-        data_seed=args.seed,
-        deepspeed=args.deepspeed,
+        save_steps=settings.save_steps,
+        save_total_limit=settings.save_total_limit,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        deepspeed=job.deepspeed,
         report_to="none",
         dataloader_num_workers=0,
     )
@@ -266,63 +217,65 @@ def save_final(trainer, final_dir: Path, meta: dict) -> None:
 class TrainingRun:
     """Everything prepared for training, before ``trainer.train()``."""
 
-    args: argparse.Namespace
+    job: TrainJob
     trainer: object  # FusedSFTTrainer
     progress: object  # DataProgress
     encoding: object  # EncodingStats
-    targets: list[int]
-    settings: dict
     dataset_sha256: str
     resume_from: Path | None
 
     @property
+    def settings(self) -> TrainSettings:
+        return self.job.settings
+
+    @property
     def output_dir(self) -> Path:
-        return Path(self.args.output_dir)
+        return Path(self.job.output_dir)
 
     @property
     def global_batch(self) -> int:
-        return self.args.per_device_batch_size * self.args.grad_accum * self.trainer.args.world_size
+        return self.settings.per_device_batch_size * self.settings.grad_accum * self.trainer.args.world_size
 
 
-def setup_training(args: argparse.Namespace, callbacks: list | None = None) -> TrainingRun:
-    """Check the settings, encode the dataset, load the model and build the trainer."""
-    check_settings(args)
-    targets = parse_checkpoints(args.checkpoints)
-    rope_scaling = parse_rope_scaling(args.rope_scaling)
+def setup_training(job: TrainJob, callbacks: list | None = None) -> TrainingRun:
+    """Check the DeepSpeed config, encode the dataset, load the model and build the trainer."""
+    if job.deepspeed:
+        check_deepspeed(job.deepspeed)
     from trajfusion.templates import load_template
     from trajfusion.train.dataset import build_training_rows, load_fused_examples
 
-    template = load_template(args.template)
-    examples = load_fused_examples(args.dataset)
-    dataset_sha256 = sha256_file(args.dataset)
-    output_dir = Path(args.output_dir)
-    settings = settings_of(args)
+    settings = job.settings
+    template = load_template(settings.template)
+    examples = load_fused_examples(job.dataset)
+    dataset_sha256 = sha256_file(job.dataset)
+    output_dir = Path(job.output_dir)
 
-    tokenizer = load_tokenizer(args.model)
-    rows, encoding = build_training_rows(examples, template, tokenizer, args.max_length, source=args.dataset)
-    model = load_model(args.model, rope_scaling, args.max_length, args.attn_implementation)
-    provenance = {"config_hash": config_hash(settings), "versions": library_versions(VERSION_PACKAGES)}
-    trainer, progress = _build_trainer(args, model, tokenizer, rows, targets, output_dir, callbacks, provenance)
+    tokenizer = load_tokenizer(job.model)
+    rows, encoding = build_training_rows(examples, template, tokenizer, settings.max_length, source=job.dataset)
+    model = load_model(job.model, settings.rope_scaling, settings.max_length, settings.attn_implementation)
+    provenance = {"config_hash": config_hash(settings.provenance()), "versions": library_versions(VERSION_PACKAGES)}
+    trainer, progress = _build_trainer(job, model, tokenizer, rows, output_dir, callbacks, provenance)
 
     trainer_dir = output_dir / TRAINER_DIR
     resume_from = find_resume_checkpoint(trainer_dir)
     if trainer.args.should_save:
-        check_resume_settings(trainer_dir, run_fingerprint(settings, dataset_sha256))
+        check_resume_settings(trainer_dir, run_fingerprint({**settings.provenance(), **job.inputs()},
+                                                           dataset_sha256))
     if resume_from is not None:
         progress.restore(resume_from / "trainer_state.json")
         log.info("resuming from %s (%d examples seen)", resume_from, progress.examples_seen)
-    return TrainingRun(args=args, trainer=trainer, progress=progress, encoding=encoding, targets=targets,
-                       settings=settings, dataset_sha256=dataset_sha256, resume_from=resume_from)
+    return TrainingRun(job=job, trainer=trainer, progress=progress, encoding=encoding,
+                       dataset_sha256=dataset_sha256, resume_from=resume_from)
 
 
-def run_training(args: argparse.Namespace, callbacks: list | None = None) -> dict:
-    """Train as configured by the ``train`` flags; return the metadata written to train_meta.json."""
+def run_training(job: TrainJob, callbacks: list | None = None) -> dict:
+    """Train as ``job`` says; return the metadata written to train_meta.json."""
     wall_start = time.perf_counter()
-    run = setup_training(args, callbacks)
-    trainer = run.trainer
+    run = setup_training(job, callbacks)
+    trainer, settings = run.trainer, job.settings
     log.info("global batch = %d per device x %d accumulation x %d processes = %d %s",
-             args.per_device_batch_size, args.grad_accum, trainer.args.world_size, run.global_batch,
-             _batch_unit(args))
+             settings.per_device_batch_size, settings.grad_accum, trainer.args.world_size, run.global_batch,
+             _batch_unit(settings))
     resume = str(run.resume_from) if run.resume_from else None
     try:
         output = trainer.train(resume_from_checkpoint=resume)
@@ -332,37 +285,38 @@ def run_training(args: argparse.Namespace, callbacks: list | None = None) -> dic
         raise OutputError(run.output_dir / TRAINER_DIR, exc) from exc
     meta = build_meta(run, output.training_loss, time.perf_counter() - wall_start)
     save_final(trainer, run.output_dir / FINAL_DIR, meta)
-    if not args.keep_trainer_checkpoints and trainer.args.should_save:
+    if not settings.keep_trainer_checkpoints and trainer.args.should_save:
         for path in (run.output_dir / TRAINER_DIR).glob("checkpoint-*"):
             shutil.rmtree(path)
     return meta
 
 
-def _batch_unit(args) -> str:
-    return "packed rows" if args.packing else "examples"
+def _batch_unit(settings: TrainSettings) -> str:
+    return "packed rows" if settings.packing else "examples"
 
 
 def build_meta(run: TrainingRun, train_loss_this_run: float, wall_seconds: float) -> dict:
-    args, trainer, progress = run.args, run.trainer, run.progress
+    job, settings, trainer, progress = run.job, run.settings, run.trainer, run.progress
     config = trainer.model.config
     return {
-        "config_hash": config_hash(run.settings),
-        "settings": run.settings,
-        "dataset": {"path": str(args.dataset), "sha256": run.dataset_sha256, **run.encoding.as_dict()},
-        "model": {"base": args.model, "rope_parameters": config.rope_parameters,
+        "config_hash": config_hash(settings.provenance()),
+        "settings": settings.provenance(),
+        "dataset": {"path": job.dataset, "sha256": run.dataset_sha256, **run.encoding.as_dict()},
+        "model": {"base": job.model, "rope_parameters": config.rope_parameters,
                   "max_position_embeddings": config.max_position_embeddings},
+        "deepspeed": job.deepspeed,
         "world_size": trainer.args.world_size,
         "global_batch_size": run.global_batch,
-        "global_batch_unit": _batch_unit(args),
+        "global_batch_unit": _batch_unit(settings),
         "versions": library_versions(VERSION_PACKAGES),
         "progress": {"global_step": trainer.state.global_step, "epoch": trainer.state.epoch,
                      "samples_seen": progress.examples_seen, "tokens_seen": progress.tokens_seen,
                      "tokens_fed": progress.tokens_fed, "packing_efficiency": progress.nonpad_fraction,
-                     "packed_row_fill": packed_row_fill(trainer.train_dataset, args.max_length),
+                     "packed_row_fill": packed_row_fill(trainer.train_dataset, settings.max_length),
                      "train_rows": len(trainer.train_dataset)},
         "final_loss": last_logged_loss(trainer.state.log_history),
         "mean_loss_this_run": train_loss_this_run,
-        "checkpoints": {f"ckpt-{n}": progress.saved[str(n)] for n in run.targets},
+        "checkpoints": {f"ckpt-{n}": progress.saved[str(n)] for n in settings.checkpoints},
         "resume": {"resumed": run.resume_from is not None, "from_step": _step_of(run.resume_from),
                    "from_checkpoint": run.resume_from.name if run.resume_from else None},
         # Wall-clock figures: the only part of this file that differs between identical runs.
@@ -376,14 +330,14 @@ def _step_of(checkpoint: Path | None) -> int | None:
     return int(checkpoint.name.split("-")[1]) if checkpoint else None
 
 
-def _build_trainer(args, model, tokenizer, rows, targets, output_dir: Path, callbacks, provenance: dict):
+def _build_trainer(job: TrainJob, model, tokenizer, rows, output_dir: Path, callbacks, provenance: dict):
     from datasets import Dataset
 
     from trajfusion.train.progress import SNAPSHOT_DIR, DataProgress, FusedSFTTrainer
 
-    progress = DataProgress(targets, output_dir, output_dir / TRAINER_DIR / SNAPSHOT_DIR,
+    progress = DataProgress(list(job.settings.checkpoints), output_dir, output_dir / TRAINER_DIR / SNAPSHOT_DIR,
                             provenance=provenance)
-    trainer = FusedSFTTrainer(model=model, args=build_sft_config(args, output_dir / TRAINER_DIR),
+    trainer = FusedSFTTrainer(model=model, args=build_sft_config(job, output_dir / TRAINER_DIR),
                               train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                               progress=progress, callbacks=callbacks)
     return trainer, progress
