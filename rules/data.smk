@@ -14,12 +14,11 @@ rule build_pool:
     conda:
         "../envs/core.yaml"
     params:
-        spec=lambda w: as_json(config["pools"][w.pool]),
-        seed=config["seed"],
+        settings=lambda w: pool_settings(w.pool),
         data_dir=lambda w: DATA_DIR,  # a callable: Snakemake reads braces in a string as wildcards
         code=code("data"),
     shell:
-        "trajfusion build-pool --spec {params.spec:q} --data-dir {params.data_dir:q} --seed {params.seed}"
+        "trajfusion build-pool --settings {params.settings:q} --data-dir {params.data_dir:q}"
         " --output {output.pool} --report {output.report} > {log} 2>&1"
 
 
@@ -35,10 +34,9 @@ rule prepare_benchmark:
     conda:
         "../envs/core.yaml"
     params:
-        flags=lambda w: benchmark_flags(w.bench),
-        seed=config["seed"],
+        settings=lambda w: benchmark_settings(w.bench),
         data_dir=lambda w: DATA_DIR,  # a callable: Snakemake reads braces in a string as wildcards
         code=code("data"),
     shell:
         "trajfusion prepare-benchmark --name {wildcards.bench} --data-dir {params.data_dir:q}"
-        "{params.flags} --seed {params.seed} --output {output} > {log} 2>&1"
+        " --settings {params.settings:q} --output {output} > {log} 2>&1"

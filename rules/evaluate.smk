@@ -20,11 +20,9 @@ rule evaluate:
     resources:
         gpu=PLAN.evaluation_gpus(),
     params:
-        flags=lambda w: eval_flags(w.bench, w.profile),
-        template=lambda w: config["backbones"][w.backbone]["template"],
-        seed=config["seed"],
+        settings=evaluation_settings,
+        phrases=phrases_flag(),
         code=code("evaluate"),
     shell:
         "OMP_NUM_THREADS={threads} trajfusion evaluate --model {input.model} --benchmark {input.benchmark}"
-        " --template {params.template} {params.flags} --seed {params.seed} --workers {threads}"
-        " --output {output} > {log} 2>&1"
+        " --settings {params.settings:q} --workers {threads}{params.phrases} --output {output} > {log} 2>&1"

@@ -5,7 +5,13 @@ import platform
 import shlex
 import subprocess
 
+from trajfusion.data.settings import BenchmarkSettings, PoolSettings
+from trajfusion.evaluate.settings import EvaluateSettings
 from trajfusion.fuse.settings import FuseSettings
+from trajfusion.model.settings import ModelSettings
+from trajfusion.sample.backends.options import for_backend
+from trajfusion.sample.settings import MergeSettings, SampleSettings
+from trajfusion.train.settings import TrainSettings
 from trajfusion.verify.settings import VerifySettings
 
 
@@ -22,45 +28,58 @@ def verify_settings(threads):
     return settings_json(VerifySettings, config["verify"], workers=workers)
 
 
-def optional_flag(flag, value):
-    return f" {flag} {value}" if value is not None else ""
+def pool_settings(pool):
+    return settings_json(PoolSettings, spec=config["pools"][pool], seed=config["seed"])
 
 
-def benchmark_flags(bench):
-    spec = benchmark_spec(bench)
-    flags = optional_flag("--limit", spec.get("limit")) + optional_flag(
-        "--select", spec.get("select")
+def benchmark_settings(bench):
+    return settings_json(BenchmarkSettings, benchmark_spec(bench), seed=config["seed"])
+
+
+def model_settings(model):
+    return settings_json(
+        ModelSettings, spec=config["models"][model], seed=config["seed"]
     )
-    return flags + (" --keep-pictures" if spec.get("keep_pictures") else "")
 
 
-def backend_flags(spec, max_model_len):
-    """Backend settings shared by sampling and evaluation; a vLLM-only setting only for vLLM.
-    The dtype is left to the backend unless the config sets it."""
-    flags = (
-        f"--backend {spec['backend']} --batch-size {spec['batch_size']}"
-        + optional_flag("--dtype", spec.get("dtype"))
+def sample_settings(teacher, threads):
+    """The teacher's backend settings and the sampling section; torch threads for hf only."""
+    spec, sampling = teacher_spec(teacher), config["sampling"]
+    threads = {"threads": threads} if spec["backend"] == "hf" else {}
+    return settings_json(
+        SampleSettings,
+        sampling,
+        for_backend(spec),
+        num_shards=sampling["shards"],
+        teacher=teacher,
+        seed=config["seed"],
+        **threads,
     )
-    if spec["backend"] == "vllm":
-        flags += f" --tensor-parallel-size {spec['tensor_parallel_size']}"
-        flags += optional_flag(
-            "--gpu-memory-utilization", spec.get("gpu_memory_utilization")
+
+
+def merge_settings():
+    return settings_json(MergeSettings, config["sampling"])
+
+
+def evaluation_settings(w):
+    """The evaluation section, with the samples of the benchmark and the profile's limits."""
+    e, profile = config["evaluation"], profile_settings(config, w.profile)
+    limits = {"max_new_tokens": profile.get("eval_max_new_tokens", e["max_new_tokens"])}
+    if e["backend"] == "vllm":
+        limits["max_model_len"] = profile.get(
+            "eval_max_model_len", e.get("max_model_len")
         )
-        flags += optional_flag("--max-model-len", max_model_len)
-    return flags
-
-
-def sampling_flags(teacher):
-    spec, s = teacher_spec(teacher), config["sampling"]
-    return (
-        f"{backend_flags(spec, spec.get('max_model_len'))} --template {spec['template']} --k {s['k']}"
-        f" --temperature {s['temperature']} --top-p {s['top_p']} --max-new-tokens {spec['max_new_tokens']}"
-        f" --num-shards {s['shards']}"
+    section = {
+        key: value for key, value in e.items() if key != "threads"
+    }  # threads: the job's
+    return settings_json(
+        EvaluateSettings,
+        for_backend(section),
+        limits,
+        samples=e["samples"].get(w.bench, e["samples"]["default"]),
+        template=config["backbones"][w.backbone]["template"],
+        seed=config["seed"],
     )
-
-
-def torch_threads_flag(teacher, threads):
-    return f"--threads {threads}" if teacher_spec(teacher)["backend"] == "hf" else ""
 
 
 def fuse_inputs(w):
@@ -113,6 +132,24 @@ def training_inputs(profile):
     return inputs
 
 
+def train_settings(w, profile):
+    return settings_json(
+        TrainSettings,
+        profile_settings(config, profile),
+        num_gpus=PLAN.training_gpus(profile),
+        template=config["backbones"][w.backbone]["template"],
+        seed=config["seed"],
+    )
+
+
+def deepspeed_flag(profile):
+    return (
+        f" --deepspeed {shlex.quote(deepspeed_file(profile))}"
+        if deepspeed_file(profile)
+        else ""
+    )
+
+
 def training_outputs(profile):
     """The run's final model and each first-epoch checkpoint, an output of its own."""
     checkpoints = ["final"] + [
@@ -124,42 +161,6 @@ def training_outputs(profile):
         )
         for name in checkpoints
     }
-
-
-def training_flags(profile):
-    s = profile_settings(config, profile)
-    flags = (
-        f"--epochs {s['epochs']} --learning-rate {s['learning_rate']}"
-        f" --per-device-batch-size {s['per_device_batch_size']} --grad-accum {s['grad_accum']}"
-        f" --max-length {s['max_length']} --precision {s['precision']}"
-        f" --{'packing' if s['packing'] else 'no-packing'}"
-        f" --{'' if s['gradient_checkpointing'] else 'no-'}gradient-checkpointing"
-        f" --warmup-ratio {s['warmup_ratio']} --lr-scheduler {s['lr_scheduler']}"
-        f" --num-gpus {PLAN.training_gpus(profile)}"
-    )
-    flags += optional_flag("--save-steps", s.get("save_steps"))
-    if s["max_steps"] > 0:
-        flags += f" --max-steps {s['max_steps']}"
-    if s["checkpoints"]:
-        flags += " --checkpoints " + ",".join(str(n) for n in s["checkpoints"])
-    if deepspeed_file(profile):
-        flags += f" --deepspeed {shlex.quote(deepspeed_file(profile))}"
-    if s["rope_scaling"]:
-        flags += " --rope-scaling " + shlex.quote(
-            json.dumps(s["rope_scaling"], sort_keys=True)
-        )
-    return flags
-
-
-def eval_flags(bench, profile):
-    e, s = config["evaluation"], profile_settings(config, profile)
-    samples = e["samples"].get(bench, e["samples"]["default"])
-    max_new = s.get("eval_max_new_tokens", e["max_new_tokens"])
-    max_len = s.get("eval_max_model_len", e.get("max_model_len"))
-    return (
-        f"{backend_flags(e, max_len)} --samples {samples} --temperature {e['temperature']}"
-        f" --top-p {e['top_p']} --max-new-tokens {max_new} --timeout {e['timeout']}{phrases_flag()}"
-    )
 
 
 _CAPTIONS = os.path.join(workflow.basedir, "docs", "report")

@@ -11,8 +11,7 @@ rule prepare_model:
     conda:
         "../envs/train.yaml"
     params:
-        spec=lambda w: as_json(config["models"][w.model]),
-        seed=config["seed"],
+        settings=lambda w: model_settings(w.model),
         code=code("models"),
     shell:
-        "trajfusion prepare-model --spec {params.spec:q} --seed {params.seed} --output {output} > {log} 2>&1"
+        "trajfusion prepare-model --settings {params.settings:q} --output {output} > {log} 2>&1"

@@ -18,14 +18,11 @@ rule sample_shard:
     resources:
         gpu=lambda w: PLAN.sampling_gpus(w.teacher),
     params:
-        flags=lambda w: sampling_flags(w.teacher),
-        seed=config["seed"],
-        threads=lambda w, threads: torch_threads_flag(w.teacher, threads),
+        settings=lambda w, threads: sample_settings(w.teacher, threads),
         code=code("sample"),
     shell:
-        "OMP_NUM_THREADS={threads} trajfusion sample --pool {input.pool} --model {input.model} {params.threads}"
-        " --teacher {wildcards.teacher} {params.flags} --shard {wildcards.shard} --seed {params.seed}"
-        " --output {output} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} trajfusion sample --pool {input.pool} --model {input.model}"
+        " --settings {params.settings:q} --shard {wildcards.shard} --output {output} > {log} 2>&1"
 
 
 rule merge_samples:
@@ -46,8 +43,8 @@ rule merge_samples:
     conda:
         "../envs/core.yaml"
     params:
-        k=config["sampling"]["k"],
+        settings=lambda w: merge_settings(),
         code=code("sample"),
     shell:
-        "trajfusion merge-samples --pool {input.pool} --inputs {input.shards} --k {params.k}"
+        "trajfusion merge-samples --pool {input.pool} --inputs {input.shards} --settings {params.settings:q}"
         " --output {output} > {log} 2>&1"

@@ -22,12 +22,10 @@ for _profile in config["training_profiles"]:
         resources:
             gpu=PLAN.training_gpus(_profile),
         params:
-            flags=lambda w, _p=_profile: training_flags(_p),  # a callable: the JSON has braces
-            template=lambda w: config["backbones"][w.backbone]["template"],
-            seed=config["seed"],
+            settings=lambda w, _p=_profile: train_settings(w, _p),
+            deepspeed=deepspeed_flag(_profile),
             out_dir=lambda w, output: os.path.dirname(output.final),
             code=code("train"),
         shell:
             "OMP_NUM_THREADS={threads} trajfusion train --model {input.model} --dataset {input.dataset}"
-            " --template {params.template} --output-dir {params.out_dir} --seed {params.seed}"
-            " {params.flags} > {log} 2>&1"
+            " --output-dir {params.out_dir} --settings {params.settings:q}{params.deepspeed} > {log} 2>&1"

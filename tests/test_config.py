@@ -137,7 +137,7 @@ def test_defaults_reach_the_flags_and_the_resources_alike(tmp_path):
     config["verify"]["workers"] = 0  # inline verification stays inline
     jobs = planned_jobs(tmp_path, config)
     train = [job for job in jobs if job["rule"].startswith("train_")]
-    assert train and all("--num-gpus 1 " in job["shell"] and "gpu=1" in job["resources"] for job in train)
+    assert train and all('"num_gpus": 1' in job["shell"] and "gpu=1" in job["resources"] for job in train)
     (verify,) = [job for job in jobs if job["rule"] == "verify"]
     assert '"workers": 0' in verify["shell"]
 

@@ -71,6 +71,15 @@ def cost_pattern(job: str) -> str:
     return f"{COST}/{JOBS[job]}.tsv"
 
 
+def generation_gpus(spec: dict) -> int:
+    """GPUs of a generation job: vLLM's tensor-parallel size (its default when unset); hf: none."""
+    if spec["backend"] != "vllm":
+        return 0
+    from trajfusion.sample.backends.options import BACKEND_DEFAULTS
+
+    return spec.get("tensor_parallel_size") or BACKEND_DEFAULTS["vllm"]["tensor_parallel_size"]
+
+
 def profile_settings(config: dict, profile: str) -> dict:
     """A training profile's settings: the ``training`` block overridden by the profile's own."""
     return {**config["training"], **config["training_profiles"][profile]}
@@ -185,12 +194,10 @@ class Plan:
     # ---- GPUs per job, for the rules' resources and the cost table ----------------------
 
     def sampling_gpus(self, teacher: str) -> int:
-        spec = self.config["teachers"][teacher]
-        return spec["tensor_parallel_size"] if spec["backend"] == "vllm" else 0
+        return generation_gpus(self.config["teachers"][teacher])
 
     def evaluation_gpus(self) -> int:
-        spec = self.config["evaluation"]
-        return spec["tensor_parallel_size"] if spec["backend"] == "vllm" else 0
+        return generation_gpus(self.config["evaluation"])
 
     def training_gpus(self, profile: str) -> int:
         return profile_settings(self.config, profile)["num_gpus"]

@@ -33,6 +33,13 @@ _UNSET_MEANS = {
 _TUNING_OPTIONS = sorted({name for options in BACKEND_DEFAULTS.values() for name in options})
 
 
+def for_backend(spec: dict) -> dict:
+    """A config section (a teacher, the evaluation) without the tuning options its backend does
+    not take, so that a rule passes only what the chosen backend uses."""
+    taken = BACKEND_DEFAULTS[spec["backend"]]
+    return {key: value for key, value in spec.items() if key not in _TUNING_OPTIONS or key in taken}
+
+
 def _backend_help(option: str, text: str) -> str:
     """``text`` with the backends taking ``option`` and their defaults, from BACKEND_DEFAULTS."""
     defaults = {backend: _UNSET_MEANS.get((backend, option), options[option])
