@@ -1,0 +1,288 @@
+"""A watchdog process pool: a worker that hangs, crashes or dies costs one item, never the job.
+
+``WatchdogPool(fn, workers, silence_limit=...)`` calls ``fn(item, report)`` for every item
+in ``workers`` processes; ``workers == 0`` calls it in this process, without a watchdog
+(debugging). ``fn`` must be picklable (a module-level function, or an instance of a
+module-level class: each worker gets its own copy, which may keep state such as a cache
+from item to item). It may call ``report(update)`` to stream progress to the parent
+(``on_progress(index, update)``); what it returns is the item's result
+(``on_done(index, result)``). An exception makes the result ``Lost(ERROR, ...)``.
+
+Items travel to the workers in chunks of ``chunk_size``. The parent kills a worker that
+sends nothing (no progress, no result) for ``silence_limit`` seconds, as it is stuck
+where signals cannot reach (in C code, say), and replaces a worker that died (segfault,
+``os._exit``). The item that worker was on is lost: ``on_lost(index, Lost(...))`` may
+return an item to run in its place, to resume it from its last reported progress, or
+None, which makes the ``Lost`` its result. The rest of the chunk is queued again first,
+so only that item is lost.
+
+Soft deadlines: in the workers, and in the main thread when inline, SIGALRM raises
+``Deadline``, so that ``run_with_deadline`` can cut a Python computation short.
+
+No worker outlives the parent: workers are children of multiprocessing's forkserver
+(which ``preload`` modules are imported into once, before any worker forks), which exits
+with the parent; a worker whose parent is gone exits at its next message (end of file,
+broken pipe). Workers ignore SIGINT: the parent decides when they stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import multiprocessing
+import multiprocessing.connection
+import signal
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT = "timeout"
+ERROR = "error"
+STARTUP_TIMEOUT = 120.0
+MAX_STARTUP_FAILURES = 3
+
+
+@dataclass(frozen=True)
+class Lost:
+    """The result of an item whose run the pool gave up on: ``status`` is TIMEOUT or ERROR."""
+
+    status: str
+    why: str
+
+
+# --- soft deadlines ------------------------------------------------------------------
+
+class Deadline(BaseException):
+    """Raised by SIGALRM; a BaseException so that ``except Exception`` cannot swallow it."""
+
+
+def _raise_deadline(signum, frame):
+    raise Deadline()
+
+
+@contextlib.contextmanager
+def soft_deadlines() -> Iterator[None]:
+    """Let ``run_with_deadline`` arm deadlines while inside (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _raise_deadline)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_with_deadline(fn: Callable[[], Any], seconds: float | None) -> Any:
+    """``fn()``, or TIMEOUT after ``seconds``, or ERROR if it raises. The deadline is armed
+    only under ``soft_deadlines`` in the main thread (None: no deadline)."""
+    armed = bool(seconds) and threading.current_thread() is threading.main_thread() \
+        and signal.getsignal(signal.SIGALRM) is _raise_deadline
+    try:
+        try:
+            if armed:
+                signal.setitimer(signal.ITIMER_REAL, seconds)
+            return fn()
+        finally:
+            if armed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    except Deadline:
+        return TIMEOUT
+    except Exception:
+        logger.debug("step failed", exc_info=True)
+        return ERROR
+
+
+def _call(fn: Callable, item: Any, report: Callable[[Any], None]) -> Any:
+    try:
+        return fn(item, report)
+    except Exception as exc:
+        logger.debug("item failed", exc_info=True)
+        return Lost(ERROR, f"{type(exc).__name__}: {exc}")
+
+
+# --- workers ---------------------------------------------------------------------------
+
+def _worker_main(conn, fn) -> None:
+    signal.signal(signal.SIGALRM, _raise_deadline)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn.send(("ready",))
+    while True:
+        try:
+            chunk = conn.recv()
+        except EOFError:  # the parent is gone
+            return
+        if chunk is None:
+            return
+        for index, item in chunk:
+            conn.send(("done", index, _call(fn, item, functools.partial(_send_progress, conn, index))))
+
+
+def _send_progress(conn, index: int, update: Any) -> None:
+    conn.send(("progress", index, update))
+
+
+@dataclass
+class _Slot:
+    process: Any
+    conn: Any
+    started: float
+    ready: bool = False
+    outstanding: deque = field(default_factory=deque)  # (index, item) sent, first one in progress
+    last_message: float = 0.0
+
+
+class WatchdogPool:
+    """Runs ``fn`` over items in worker processes; see the module docstring. Use as a
+    context manager to start the workers early (while the items are prepared)."""
+
+    def __init__(self, fn: Callable[[Any, Callable[[Any], None]], Any], workers: int, *,
+                 silence_limit: float, preload: Sequence[str] = ()) -> None:
+        self.fn = fn
+        self.workers = workers
+        self.silence_limit = silence_limit
+        self.context = multiprocessing.get_context("forkserver")
+        self.context.set_forkserver_preload(list(preload))
+        self.slots: list[_Slot] = []
+        self.startup_failures = 0
+        self.incidents: Counter = Counter()
+
+    def __enter__(self) -> WatchdogPool:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        while len(self.slots) < self.workers:
+            self.slots.append(self._start_worker())
+
+    def close(self) -> None:
+        for slot in self.slots:
+            self._stop(slot)
+        self.slots = []
+
+    def map(self, items: Iterable, chunk_size: int = 1) -> list:
+        """The result of every item, in order (``Lost`` for the items lost)."""
+        items = list(items)
+        results: list = [None] * len(items)
+        self.run(items, results.__setitem__, chunk_size=chunk_size)
+        return results
+
+    def run(self, items: Sequence, on_done: Callable[[int, Any], None], *, chunk_size: int = 1,
+            on_progress: Callable[[int, Any], None] | None = None,
+            on_lost: Callable[[int, Lost], Any] | None = None) -> None:
+        """Call ``on_done(index, result)`` for every item, in the order the items finish."""
+        self.on_done = on_done
+        self.on_progress = on_progress or (lambda index, update: None)
+        self.on_lost = on_lost or (lambda index, lost: None)
+        self.pending = deque(enumerate(items))
+        if self.workers <= 0:
+            self._run_inline()
+            return
+        owned = not self.slots  # started here, so stopped here
+        self.start()
+        try:
+            while self.pending or any(slot.outstanding for slot in self.slots):
+                self._dispatch(chunk_size)
+                self._wait()
+                self.slots = [self._service(slot) for slot in self.slots]
+        finally:
+            if owned:
+                self.close()
+
+    def _run_inline(self) -> None:
+        with soft_deadlines():
+            while self.pending:
+                index, item = self.pending.popleft()
+                self.on_done(index, _call(self.fn, item, lambda update: self.on_progress(index, update)))
+
+    def _start_worker(self) -> _Slot:
+        parent_conn, child_conn = self.context.Pipe()
+        process = self.context.Process(target=_worker_main, args=(child_conn, self.fn), daemon=True)
+        process.start()
+        child_conn.close()
+        return _Slot(process, parent_conn, started=time.monotonic())
+
+    def _dispatch(self, chunk_size: int) -> None:
+        for slot in self.slots:
+            if slot.ready and not slot.outstanding and self.pending:
+                while self.pending and len(slot.outstanding) < chunk_size:
+                    slot.outstanding.append(self.pending.popleft())
+                slot.last_message = time.monotonic()
+                try:
+                    slot.conn.send(list(slot.outstanding))
+                except OSError:
+                    pass  # the worker died; _service queues the chunk again
+
+    def _wait(self) -> None:
+        handles = [h for slot in self.slots for h in (slot.conn, slot.process.sentinel)]
+        multiprocessing.connection.wait(handles, timeout=min(0.5, self.silence_limit / 4))
+
+    def _service(self, slot: _Slot) -> _Slot:
+        """Handle the slot's messages; replace its worker if it died or hangs."""
+        try:
+            while slot.conn.poll():
+                self._handle(slot, slot.conn.recv())
+        except (EOFError, OSError):
+            pass
+        now = time.monotonic()
+        if not slot.process.is_alive():
+            return self._replace(slot, ERROR, f"worker exited with code {slot.process.exitcode}")
+        if not slot.ready and now - slot.started > STARTUP_TIMEOUT:
+            return self._replace(slot, TIMEOUT, "worker did not start")
+        if slot.outstanding and now - slot.last_message > self.silence_limit:
+            return self._replace(slot, TIMEOUT, f"no message for {self.silence_limit:.1f} s")
+        return slot
+
+    def _handle(self, slot: _Slot, message: tuple) -> None:
+        slot.last_message = time.monotonic()
+        kind = message[0]
+        if kind == "ready":
+            slot.ready = True
+            self.startup_failures = 0
+            return
+        index = message[1]
+        assert slot.outstanding and slot.outstanding[0][0] == index, "worker reported an unexpected item"
+        if kind == "progress":
+            self.on_progress(index, message[2])
+        else:
+            slot.outstanding.popleft()
+            self.on_done(index, message[2])
+
+    def _replace(self, slot: _Slot, status: str, why: str) -> _Slot:
+        self._stop(slot)
+        if not slot.ready:
+            self.startup_failures += 1
+            if self.startup_failures >= MAX_STARTUP_FAILURES:
+                raise RuntimeError(f"pool workers fail to start ({why})")
+        elif slot.outstanding:
+            index, _ = slot.outstanding.popleft()
+            lost = Lost(status, why)
+            self.incidents[status] += 1
+            resumed = self.on_lost(index, lost)
+            self.pending.extendleft(reversed(slot.outstanding))
+            if resumed is None:
+                self.on_done(index, lost)
+            else:
+                self.pending.appendleft((index, resumed))
+        return self._start_worker()
+
+    @staticmethod
+    def _stop(slot: _Slot) -> None:
+        if slot.process.is_alive() and slot.ready and not slot.outstanding:
+            try:
+                slot.conn.send(None)
+                slot.process.join(timeout=1.0)
+            except OSError:
+                pass
+        if slot.process.is_alive():
+            slot.process.kill()
+        slot.process.join()
+        slot.conn.close()
