@@ -186,6 +186,8 @@ class WatchdogPool:
         if self.workers <= 0:
             self._run_inline()
             return
+        if not self.pending:
+            return
         owned = not self.slots  # started here, so stopped here
         self.start()
         try:
