@@ -19,9 +19,11 @@ so only that item is lost.
 Soft deadlines: in the workers, and in the main thread when inline, SIGALRM raises
 ``Deadline``, so that ``run_with_deadline`` can cut a Python computation short.
 
-No worker outlives the parent: workers are children of multiprocessing's forkserver
-(which ``preload`` modules are imported into once, before any worker forks), which exits
-with the parent; a worker whose parent is gone exits at its next message (end of file,
+Workers fork from multiprocessing's forkserver, which imports the ``preload`` modules
+once, before any worker forks (the forkserver serves the whole process, so a worker still
+imports them before taking work, in case the forkserver started for another pool).
+
+No worker outlives the parent: the forkserver exits with the parent; a worker whose parent is gone exits at its next message (end of file,
 broken pipe). Workers ignore SIGINT: the parent decides when they stop.
 """
 
@@ -29,14 +31,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.forkserver
 import signal
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 logger = logging.getLogger(__name__)
@@ -45,6 +50,7 @@ TIMEOUT = "timeout"
 ERROR = "error"
 STARTUP_TIMEOUT = 120.0
 MAX_STARTUP_FAILURES = 3
+PREFETCH_BYTES = 32 * 1024  # well below a pipe's (64 KiB) and a socket pair's buffer
 
 
 @dataclass(frozen=True)
@@ -108,9 +114,11 @@ def _call(fn: Callable, item: Any, report: Callable[[Any], None]) -> Any:
 
 # --- workers ---------------------------------------------------------------------------
 
-def _worker_main(conn, fn) -> None:
+def _worker_main(conn, fn, preload: Sequence[str]) -> None:
     signal.signal(signal.SIGALRM, _raise_deadline)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for module in preload:  # already imported, unless the forkserver started for another pool
+        importlib.import_module(module)
     conn.send(("ready",))
     while True:
         try:
@@ -133,13 +141,15 @@ class _Slot:
     conn: Any
     started: float
     ready: bool = False
-    outstanding: deque = field(default_factory=deque)  # (index, item) sent, first one in progress
+    outstanding: deque = field(default_factory=deque)  # (index, item) sent, the first one in progress
+    chunks: deque = field(default_factory=deque)  # how many items of each chunk sent are outstanding
     last_message: float = 0.0
 
 
 class WatchdogPool:
-    """Runs ``fn`` over items in worker processes; see the module docstring. Use as a
-    context manager to start the workers early (while the items are prepared)."""
+    """Runs ``fn`` over items in worker processes; see the module docstring. As a context
+    manager it starts the forkserver (and its preload) early, while the items are prepared,
+    and keeps the workers from run to run."""
 
     def __init__(self, fn: Callable[[Any, Callable[[Any], None]], Any], workers: int, *,
                  silence_limit: float, preload: Sequence[str] = ()) -> None:
@@ -147,7 +157,9 @@ class WatchdogPool:
         self.workers = workers
         self.silence_limit = silence_limit
         self.context = multiprocessing.get_context("forkserver")
-        self.context.set_forkserver_preload(list(preload))
+        self.preload = list(preload)
+        self.context.set_forkserver_preload(self.preload)
+        self.started = False
         self.slots: list[_Slot] = []
         self.startup_failures = 0
         self.incidents: Counter = Counter()
@@ -160,13 +172,16 @@ class WatchdogPool:
         self.close()
 
     def start(self) -> None:
-        while len(self.slots) < self.workers:
-            self.slots.append(self._start_worker())
+        """Start the forkserver without waiting for it; workers fork when items come."""
+        if self.workers > 0:
+            multiprocessing.forkserver.ensure_running()
+        self.started = True
 
     def close(self) -> None:
         for slot in self.slots:
             self._stop(slot)
         self.slots = []
+        self.started = False
 
     def map(self, items: Iterable, chunk_size: int = 1) -> list:
         """The result of every item, in order (``Lost`` for the items lost)."""
@@ -178,7 +193,9 @@ class WatchdogPool:
     def run(self, items: Sequence, on_done: Callable[[int, Any], None], *, chunk_size: int = 1,
             on_progress: Callable[[int, Any], None] | None = None,
             on_lost: Callable[[int, Lost], Any] | None = None) -> None:
-        """Call ``on_done(index, result)`` for every item, in the order the items finish."""
+        """Call ``on_done(index, result)`` for every item, in the order the items finish.
+        Chunks hold up to ``chunk_size`` items, fewer towards the end so that the workers
+        finish together."""
         self.on_done = on_done
         self.on_progress = on_progress or (lambda index, update: None)
         self.on_lost = on_lost or (lambda index, lost: None)
@@ -188,8 +205,10 @@ class WatchdogPool:
             return
         if not self.pending:
             return
-        owned = not self.slots  # started here, so stopped here
+        owned = not self.started  # started here, so stopped here
         self.start()
+        while len(self.slots) < min(self.workers, len(self.pending)):
+            self.slots.append(self._start_worker())
         try:
             while self.pending or any(slot.outstanding for slot in self.slots):
                 self._dispatch(chunk_size)
@@ -207,21 +226,32 @@ class WatchdogPool:
 
     def _start_worker(self) -> _Slot:
         parent_conn, child_conn = self.context.Pipe()
-        process = self.context.Process(target=_worker_main, args=(child_conn, self.fn), daemon=True)
+        process = self.context.Process(target=_worker_main, args=(child_conn, self.fn, self.preload),
+                                       daemon=True)
         process.start()
         child_conn.close()
         return _Slot(process, parent_conn, started=time.monotonic())
 
     def _dispatch(self, chunk_size: int) -> None:
+        """Give each ready worker a chunk, and a second one to queue behind it (so that it
+        need not wait for the parent between chunks) when that fits in the pipe's buffer,
+        so that sending cannot block on a worker that hangs."""
         for slot in self.slots:
-            if slot.ready and not slot.outstanding and self.pending:
-                while self.pending and len(slot.outstanding) < chunk_size:
-                    slot.outstanding.append(self.pending.popleft())
-                slot.last_message = time.monotonic()
+            while slot.ready and self.pending and len(slot.chunks) < 2:
+                size = max(1, min(chunk_size, len(self.pending) // (2 * len(self.slots))))
+                chunk = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
+                data = ForkingPickler.dumps(chunk)
+                if slot.chunks and len(data) > PREFETCH_BYTES:
+                    self.pending.extendleft(reversed(chunk))
+                    break
+                if not slot.chunks:
+                    slot.last_message = time.monotonic()
+                slot.outstanding.extend(chunk)
+                slot.chunks.append(len(chunk))
                 try:
-                    slot.conn.send(list(slot.outstanding))
+                    slot.conn.send_bytes(data)
                 except OSError:
-                    pass  # the worker died; _service queues the chunk again
+                    break  # the worker died; _service queues its chunks again
 
     def _wait(self) -> None:
         handles = [h for slot in self.slots for h in (slot.conn, slot.process.sentinel)]
@@ -256,6 +286,9 @@ class WatchdogPool:
             self.on_progress(index, message[2])
         else:
             slot.outstanding.popleft()
+            slot.chunks[0] -= 1
+            if not slot.chunks[0]:
+                slot.chunks.popleft()
             self.on_done(index, message[2])
 
     def _replace(self, slot: _Slot, status: str, why: str) -> _Slot:
