@@ -11,10 +11,16 @@ math-verify time out, 100k unclosed ``\\boxed{``, a megabyte of repetition).
 The naive baseline calls ``verify(parse(f"${gold}$"), parse(response))`` once per sample
 (the gold in ``$...$`` as math-verify's README does; a bare gold string is often misread) in one
 process, on a random subset of the ordinary samples (its cost on the power tower is timed
-separately). The section ``## Verification`` of ``bench/results.md`` is replaced (or
-appended) with the figures.
+separately).
 
-    python bench/bench_verify.py [--quick] [--workers N] [--problems N]
+Whole process: ``trajfusion verify`` with ``--workers 0`` (inline) against ``--workers N`` on a
+MATH-500-sized workload (500 problems x 16 samples = 8,000 ordinary responses), each a fresh
+process (interpreter start-up, imports, the pool's start-up, reading and writing Parquet
+included); the two run back to back, in alternating order, ``--repeats`` times, and their
+outputs must be the same bytes. The section ``## Verification`` of ``bench/results.md`` is
+replaced (or appended) with the figures.
+
+    python bench/bench_verify.py [--quick] [--workers N] [--problems N] [--repeats N]
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import os
 import platform
 import random
 import re
+import subprocess
 import sys
+import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -41,6 +49,8 @@ SAMPLES_PER_PROBLEM = 16
 TARGET_RESPONSES = 1_600_000
 TARGET_CORES = 32
 POWER_TOWER = "9^{9^{9^{9^{9^{9^{9}}}}}}"
+POOL_PROBLEMS = 500  # MATH-500-sized
+POOL_TARGET = 1.8  # whole process, --workers 2 against --workers 0
 
 
 def load_problems(n: int, seed: int) -> list[dict]:
@@ -126,9 +136,60 @@ def timed_verify(frame: pd.DataFrame, workers: int) -> tuple[float, pd.DataFrame
     return time.perf_counter() - start, verified
 
 
-def run(quick: bool, workers: int, problems: int | None, naive_samples: int | None) -> str:
+def timed_cli(samples: Path, output: Path, workers: int) -> float:
+    """Seconds of one ``trajfusion verify`` process, start to exit."""
+    argv = [sys.executable, "-m", "trajfusion.cli", "verify", "--input", str(samples), "--output", str(output),
+            "--workers", str(workers), "--timeout", "5"]
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def whole_process_ratios(frame: pd.DataFrame, workers: int, repeats: int) -> list[tuple[float, float]]:
+    """``(inline seconds, pool seconds)`` of each repeat, run back to back in alternating order."""
+    pairs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = Path(tmp) / "samples.parquet"
+        frame.to_parquet(samples, index=False)
+        outputs = {0: Path(tmp) / "inline.parquet", workers: Path(tmp) / "pool.parquet"}
+        for repeat in range(repeats):
+            order = (0, workers) if repeat % 2 == 0 else (workers, 0)
+            seconds = {w: timed_cli(samples, outputs[w], w) for w in order}
+            if outputs[0].read_bytes() != outputs[workers].read_bytes():
+                raise RuntimeError("inline and pooled verification wrote different tables")
+            pairs.append((seconds[0], seconds[workers]))
+    return pairs
+
+
+def whole_process_lines(frame: pd.DataFrame, workers: int, repeats: int) -> tuple[list[str], float]:
+    load = os.getloadavg()[0]
+    pairs = whole_process_ratios(frame, workers, repeats)
+    ratios = [inline / pool for inline, pool in pairs]
+    median = sorted(ratios)[len(ratios) // 2]
+    lines = [
+        f"Whole process, `trajfusion verify --workers 0` against `--workers {workers}` (a fresh process each: "
+        f"start-up, imports, the pool's start-up and the Parquet read and write included) on "
+        f"{frame['problem_id'].nunique()} problems x {SAMPLES_PER_PROBLEM} = {len(frame)} ordinary responses, "
+        f"back to back in alternating order, {repeats} times (1-min load average {load:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after; outputs byte-identical):",
+        "",
+        f"| repeat | `--workers 0` s | `--workers {workers}` s | ratio |",
+        "|---:|---:|---:|---:|",
+        *[f"| {i + 1} | {inline:.2f} | {pool:.2f} | {inline / pool:.2f}x |" for i, (inline, pool) in
+          enumerate(pairs)],
+        "",
+        f"Median ratio: **{median:.2f}x** (target with 2 workers: >= {POOL_TARGET}x).",
+        "",
+    ]
+    return lines, median
+
+
+def run(quick: bool, workers: int, problems: int | None, naive_samples: int | None, repeats: int) -> str:
     n_problems = problems or (40 if quick else 2000)
     info = machine_info()
+    pool_frame = build_frame(40 if quick else POOL_PROBLEMS)
+    pool_frame = pool_frame.drop(index=pool_frame.attrs["pathological_rows"])
+    pool_lines, pool_ratio = whole_process_lines(pool_frame, workers, repeats)
     frame = build_frame(n_problems)
     ordinary = frame.drop(index=frame.attrs["pathological_rows"])
     full_seconds, verified = timed_verify(frame, workers)
@@ -153,6 +214,11 @@ def run(quick: bool, workers: int, problems: int | None, naive_samples: int | No
                         baseline=f"naive loop {naive_rate:.0f} samples/s", ratio=f"{speedup:.1f}x",
                         target=f">= 20x; 1.6M responses on 32 cores < 10 min (projected {minutes_ours:.1f} min)",
                         met=speedup >= 20 and minutes_ours < 10)
+        record_headline("Verification pool (`trajfusion verify`, whole process)",
+                        measured=f"{workers} workers: median {pool_ratio:.2f}x the inline speed",
+                        baseline="`--workers 0`, same run", ratio=f"{pool_ratio:.2f}x",
+                        target=f">= {POOL_TARGET}x with 2 workers, start-up included",
+                        met=workers == 2 and pool_ratio >= POOL_TARGET)
     return "\n".join([
         "## Verification",
         "",
@@ -182,6 +248,7 @@ def run(quick: bool, workers: int, problems: int | None, naive_samples: int | No
         f"at most timeout + margin of one worker: `verify_frame` {minutes_ours:.1f} min, naive loop "
         f"{minutes_naive:.1f} min.",
         "",
+        *pool_lines,
     ])
 
 
@@ -191,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--problems", type=int, default=None)
     parser.add_argument("--naive-samples", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3, help="whole-process comparisons (default 3)")
     args = parser.parse_args(argv)
-    section = run(args.quick, args.workers, args.problems, args.naive_samples)
+    section = run(args.quick, args.workers, args.problems, args.naive_samples, args.repeats)
     print(section)
     write_section(section)
     return 0
