@@ -36,7 +36,7 @@ from trajfusion.verify.pool import ERROR, TIMEOUT, Lost, WatchdogPool, run_with_
 logger = logging.getLogger(__name__)
 
 FAILURES = (TIMEOUT, ERROR)
-# Imported by the forkserver before it forks any worker, so that no worker imports them.
+# Imported once by the forkserver, so that every worker forks with them imported.
 WORKER_PRELOAD = ("math_verify", "trajfusion.verify.tasks")
 
 
@@ -164,7 +164,7 @@ class TaskRunner:
     cache: ParseCache = field(default_factory=ParseCache)
 
     def __call__(self, task: ProblemTask, report: Callable[[Any], None]) -> None:
-        quiet_math_verify()
+        quiet_math_verify()  # in this process, which may be a fresh worker
         for step in pending_steps(task):
             value = run_with_deadline(lambda: run_step(task, step, self.settings, self.judge, self.cache),
                                       self.timeout)
@@ -176,7 +176,7 @@ class ProblemPool:
     """Runs ``ProblemTask``s in ``workers`` processes (0: inline) with ``timeout`` seconds
     per step; a worker silent for ``timeout + margin`` (default margin: 2 s + 50 %) is
     replaced. Problems travel in chunks of about ``chunk_rows`` responses. Use as a context
-    manager to start the workers early."""
+    manager to start the forkserver early."""
 
     def __init__(self, workers: int, timeout: float, settings: Mapping[str, Any], judge: Judge,
                  chunk_rows: int = 64, margin: float | None = None) -> None:
