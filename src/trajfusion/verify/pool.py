@@ -23,8 +23,9 @@ Workers fork from multiprocessing's forkserver, which imports the ``preload`` mo
 once, before any worker forks (the forkserver serves the whole process, so a worker still
 imports them before taking work, in case the forkserver started for another pool).
 
-No worker outlives the parent: the forkserver exits with the parent; a worker whose parent is gone exits at its next message (end of file,
-broken pipe). Workers ignore SIGINT: the parent decides when they stop.
+No worker outlives the parent: the forkserver exits with the parent, and a worker whose
+parent is gone exits at its next message (end of file, broken pipe). Workers ignore
+SIGINT: the parent decides when they stop.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.forkserver
+import os
 import signal
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -50,7 +53,7 @@ TIMEOUT = "timeout"
 ERROR = "error"
 STARTUP_TIMEOUT = 120.0
 MAX_STARTUP_FAILURES = 3
-PREFETCH_BYTES = 32 * 1024  # well below a pipe's (64 KiB) and a socket pair's buffer
+COALESCE_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class _Slot:
     outstanding: deque = field(default_factory=deque)  # (index, item) sent, the first one in progress
     chunks: deque = field(default_factory=deque)  # how many items of each chunk sent are outstanding
     last_message: float = 0.0
+    queue_bytes: int = 0  # the largest chunk that may wait in the socket behind the current one
 
 
 class WatchdogPool:
@@ -213,6 +217,8 @@ class WatchdogPool:
             while self.pending or any(slot.outstanding for slot in self.slots):
                 self._dispatch(chunk_size)
                 self._wait()
+                if all(len(slot.chunks) == 2 for slot in self.slots):
+                    time.sleep(COALESCE_SECONDS)  # nobody waits for work: take messages in batches
                 self.slots = [self._service(slot) for slot in self.slots]
         finally:
             if owned:
@@ -230,18 +236,21 @@ class WatchdogPool:
                                        daemon=True)
         process.start()
         child_conn.close()
-        return _Slot(process, parent_conn, started=time.monotonic())
+        send_buffer = socket.socket(fileno=os.dup(parent_conn.fileno()))
+        with send_buffer:  # a quarter of it, to leave room for the kernel's bookkeeping
+            queue_bytes = send_buffer.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) // 4
+        return _Slot(process, parent_conn, started=time.monotonic(), queue_bytes=queue_bytes)
 
     def _dispatch(self, chunk_size: int) -> None:
         """Give each ready worker a chunk, and a second one to queue behind it (so that it
-        need not wait for the parent between chunks) when that fits in the pipe's buffer,
-        so that sending cannot block on a worker that hangs."""
+        need not wait for the parent between chunks) when that fits well in the socket's
+        send buffer, so that sending cannot block on a worker that hangs."""
         for slot in self.slots:
             while slot.ready and self.pending and len(slot.chunks) < 2:
                 size = max(1, min(chunk_size, len(self.pending) // (2 * len(self.slots))))
                 chunk = [self.pending.popleft() for _ in range(min(size, len(self.pending)))]
                 data = ForkingPickler.dumps(chunk)
-                if slot.chunks and len(data) > PREFETCH_BYTES:
+                if slot.chunks and len(data) > slot.queue_bytes:
                     self.pending.extendleft(reversed(chunk))
                     break
                 if not slot.chunks:
