@@ -104,3 +104,17 @@ def test_a_lost_item_can_resume_from_its_reported_progress():
 @pytest.mark.parametrize("workers", [0, 2])
 def test_an_empty_run_does_nothing(workers):
     assert WatchdogPool(square, workers, silence_limit=1).map([]) == []
+
+
+def length_or_hang(item, report):
+    if item == "hang":
+        time.sleep(600)
+    return len(item)
+
+
+def test_large_items_never_block_the_parent_behind_a_hung_worker():
+    # Chunks too large to wait in the socket are sent only to an idle worker, so sending
+    # cannot block on the worker that hangs.
+    items = ["hang", "x" * 500_000, "y" * 500_000, "z"]
+    results = WatchdogPool(length_or_hang, 1, silence_limit=1).map(items)
+    assert results == [Lost(TIMEOUT, "no message for 1.0 s"), 500_000, 500_000, 1]
