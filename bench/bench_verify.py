@@ -214,6 +214,7 @@ def run(quick: bool, workers: int, problems: int | None, naive_samples: int | No
     ordinary = frame.drop(index=frame.attrs["pathological_rows"])
     full_seconds, verified = timed_verify(frame, workers)
     steady_seconds, _ = timed_verify(ordinary, workers)
+    inline_seconds, _ = timed_verify(ordinary, 0)
     full_rate, steady_rate = len(frame) / full_seconds, len(ordinary) / steady_seconds
 
     subset = ordinary.sample(n=min(len(ordinary), naive_samples or (300 if quick else 1500)), random_state=0)
@@ -252,11 +253,14 @@ def run(quick: bool, workers: int, problems: int | None, naive_samples: int | No
         f"included) | {len(frame)} | {full_seconds:.1f} | {full_rate:.0f} |",
         f"| `verify_frame`, {workers} workers, ordinary responses only | {len(ordinary)} | {steady_seconds:.1f} "
         f"| {steady_rate:.0f} |",
+        f"| `verify_frame` inline (`workers=0`), ordinary responses only | {len(ordinary)} | {inline_seconds:.1f} "
+        f"| {len(ordinary) / inline_seconds:.0f} |",
         f"| naive `verify(parse(f\"${{gold}}$\"), parse(response))`, 1 process, random subset | {len(subset)} "
         f"| {naive_seconds:.1f} | {naive_rate:.0f} |",
         "",
         f"Speed-up over the naive loop: {steady_rate / naive_rate:.1f}x with {workers} workers, "
-        f"{per_core / naive_rate:.1f}x per core (ordinary responses). Statuses: {json.dumps(status, sort_keys=True)}. "
+        f"{per_core / naive_rate:.1f}x per core (ordinary responses); {workers} workers against inline in one "
+        f"process: {inline_seconds / steady_seconds:.2f}x. Statuses: {json.dumps(status, sort_keys=True)}. "
         f"The naive loop spends {tower_seconds:.1f} s on the power-tower response (math-verify's own timeouts "
         "return False); the pool records it as `timeout`. Verdict agreement with the naive loop: "
         f"{agreement:.1%} of the subset (the rest: the naive loop has no answer grouping, guards or "
