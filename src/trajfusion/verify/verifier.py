@@ -48,7 +48,7 @@ def verify_frame(df: pd.DataFrame, workers: int = 2, timeout: float = 5.0,
     chunk = max(1, min(chunk_rows, len(df) // (4 * max(workers, 1))))
     from tqdm import tqdm
 
-    # The workers start (a fresh forkserver imports math-verify) while the tasks are built.
+    # The forkserver starts (and imports math-verify) while the tasks are built.
     with ProblemPool(workers, timeout, settings, judge or math_verify_judge, chunk_rows=chunk) as pool:
         tasks, rows_of = _build_tasks(df, source)
         with tqdm(total=len(df), unit="resp", desc="verify", disable=not progress) as bar:
