@@ -11,10 +11,16 @@ math-verify time out, 100k unclosed ``\\boxed{``, a megabyte of repetition).
 The naive baseline calls ``verify(parse(f"${gold}$"), parse(response))`` once per sample
 (the gold in ``$...$`` as math-verify's README does; a bare gold string is often misread) in one
 process, on a random subset of the ordinary samples (its cost on the power tower is timed
-separately). The section ``## Verification`` of ``bench/results.md`` is replaced (or
-appended) with the figures.
+separately).
 
-    python bench/bench_verify.py [--quick] [--workers N] [--problems N]
+Whole process: ``trajfusion verify`` with ``--workers 0`` (inline) against ``--workers N`` on a
+MATH-500-sized workload (500 problems x 16 samples = 8,000 ordinary responses), each a fresh
+process (interpreter start-up, imports, the pool's start-up, reading and writing Parquet
+included); the two run back to back, in alternating order, ``--repeats`` times, and their
+outputs must be the same bytes. The section ``## Verification`` of ``bench/results.md`` is
+replaced (or appended) with the figures.
+
+    python bench/bench_verify.py [--quick] [--workers N] [--problems N] [--repeats N]
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import os
 import platform
 import random
 import re
+import subprocess
 import sys
+import tempfile
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -41,6 +49,8 @@ SAMPLES_PER_PROBLEM = 16
 TARGET_RESPONSES = 1_600_000
 TARGET_CORES = 32
 POWER_TOWER = "9^{9^{9^{9^{9^{9^{9}}}}}}"
+POOL_PROBLEMS = 500  # MATH-500-sized
+POOL_TARGET = 1.8  # whole process, --workers 2 against --workers 0
 
 
 def load_problems(n: int, seed: int) -> list[dict]:
@@ -126,13 +136,85 @@ def timed_verify(frame: pd.DataFrame, workers: int) -> tuple[float, pd.DataFrame
     return time.perf_counter() - start, verified
 
 
-def run(quick: bool, workers: int, problems: int | None, naive_samples: int | None) -> str:
+def cli_verify(samples: Path, output: Path, workers: int) -> subprocess.Popen:
+    """One ``trajfusion verify`` process, started."""
+    argv = [sys.executable, "-m", "trajfusion.cli", "verify", "--input", str(samples), "--output", str(output),
+            "--workers", str(workers), "--timeout", "5"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def timed_processes(runs: list[tuple[Path, Path, int]]) -> float:
+    """Seconds from starting ``trajfusion verify`` on every ``(samples, output, workers)``
+    at once to the last one's exit."""
+    start = time.perf_counter()
+    processes = [cli_verify(*run) for run in runs]
+    if any(process.wait() != 0 for process in processes):
+        raise RuntimeError("trajfusion verify failed")
+    return time.perf_counter() - start
+
+
+def whole_process_times(frame: pd.DataFrame, workers: int, repeats: int) -> list[dict[str, float]]:
+    """Seconds of each repeat for ``inline`` (``--workers 0``), ``pool`` (``--workers N``) and
+    ``ceiling``: N inline processes at once, each on 1/N of the problems, which is what the
+    machine allows N processes without any pool (start-up paid in parallel, no hand-off).
+    Run back to back, in alternating order."""
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        frame.to_parquet(root / "samples.parquet", index=False)
+        problems = frame["problem_id"].unique()
+        for part in range(workers):
+            frame[frame["problem_id"].isin(problems[part::workers])].to_parquet(root / f"part{part}.parquet",
+                                                                                index=False)
+        runs = {"inline": [(root / "samples.parquet", root / "inline.parquet", 0)],
+                "pool": [(root / "samples.parquet", root / "pool.parquet", workers)],
+                "ceiling": [(root / f"part{p}.parquet", root / f"part{p}.out.parquet", 0) for p in range(workers)]}
+        for repeat in range(repeats):
+            order = list(runs) if repeat % 2 == 0 else list(reversed(runs))
+            times.append({name: timed_processes(runs[name]) for name in order})
+            if (root / "inline.parquet").read_bytes() != (root / "pool.parquet").read_bytes():
+                raise RuntimeError("inline and pooled verification wrote different tables")
+    return times
+
+
+def whole_process_lines(frame: pd.DataFrame, workers: int, repeats: int) -> tuple[list[str], float]:
+    load = os.getloadavg()[0]
+    times = whole_process_times(frame, workers, repeats)
+    ratios = sorted(t["inline"] / t["pool"] for t in times)
+    median = ratios[len(ratios) // 2]
+    ceiling = sorted(t["inline"] / t["ceiling"] for t in times)[len(times) // 2]
+    lines = [
+        f"Whole process, `trajfusion verify --workers 0` against `--workers {workers}` (a fresh process each: "
+        f"start-up, imports, the pool's start-up and the Parquet read and write included) on "
+        f"{frame['problem_id'].nunique()} problems x {SAMPLES_PER_PROBLEM} = {len(frame)} ordinary responses, "
+        f"back to back in alternating order, {repeats} times (1-min load average {load:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after; inline and pooled outputs byte-identical). Ceiling: {workers} "
+        f"`--workers 0` processes started together, each on 1/{workers} of the problems: the speed-up this "
+        "machine gives that many processes at that moment, with no pool at all.",
+        "",
+        f"| repeat | `--workers 0` s | `--workers {workers}` s | ratio | ceiling s | ceiling ratio |",
+        "|---:|---:|---:|---:|---:|---:|",
+        *[f"| {i + 1} | {t['inline']:.2f} | {t['pool']:.2f} | {t['inline'] / t['pool']:.2f}x | "
+          f"{t['ceiling']:.2f} | {t['inline'] / t['ceiling']:.2f}x |" for i, t in enumerate(times)],
+        "",
+        f"Median ratio: **{median:.2f}x** (target with 2 workers: >= {POOL_TARGET}x); median ceiling "
+        f"{ceiling:.2f}x.",
+        "",
+    ]
+    return lines, median
+
+
+def run(quick: bool, workers: int, problems: int | None, naive_samples: int | None, repeats: int) -> str:
     n_problems = problems or (40 if quick else 2000)
     info = machine_info()
+    pool_frame = build_frame(40 if quick else POOL_PROBLEMS)
+    pool_frame = pool_frame.drop(index=pool_frame.attrs["pathological_rows"])
+    pool_lines, pool_ratio = whole_process_lines(pool_frame, workers, repeats)
     frame = build_frame(n_problems)
     ordinary = frame.drop(index=frame.attrs["pathological_rows"])
     full_seconds, verified = timed_verify(frame, workers)
     steady_seconds, _ = timed_verify(ordinary, workers)
+    inline_seconds, _ = timed_verify(ordinary, 0)
     full_rate, steady_rate = len(frame) / full_seconds, len(ordinary) / steady_seconds
 
     subset = ordinary.sample(n=min(len(ordinary), naive_samples or (300 if quick else 1500)), random_state=0)
@@ -153,6 +235,11 @@ def run(quick: bool, workers: int, problems: int | None, naive_samples: int | No
                         baseline=f"naive loop {naive_rate:.0f} samples/s", ratio=f"{speedup:.1f}x",
                         target=f">= 20x; 1.6M responses on 32 cores < 10 min (projected {minutes_ours:.1f} min)",
                         met=speedup >= 20 and minutes_ours < 10)
+        record_headline("Verification pool (`trajfusion verify`, whole process)",
+                        measured=f"{workers} workers: median {pool_ratio:.2f}x the inline speed",
+                        baseline="`--workers 0`, same run", ratio=f"{pool_ratio:.2f}x",
+                        target=f">= {POOL_TARGET}x with 2 workers, start-up included",
+                        met=workers == 2 and pool_ratio >= POOL_TARGET)
     return "\n".join([
         "## Verification",
         "",
@@ -166,11 +253,14 @@ def run(quick: bool, workers: int, problems: int | None, naive_samples: int | No
         f"included) | {len(frame)} | {full_seconds:.1f} | {full_rate:.0f} |",
         f"| `verify_frame`, {workers} workers, ordinary responses only | {len(ordinary)} | {steady_seconds:.1f} "
         f"| {steady_rate:.0f} |",
+        f"| `verify_frame` inline (`workers=0`), ordinary responses only | {len(ordinary)} | {inline_seconds:.1f} "
+        f"| {len(ordinary) / inline_seconds:.0f} |",
         f"| naive `verify(parse(f\"${{gold}}$\"), parse(response))`, 1 process, random subset | {len(subset)} "
         f"| {naive_seconds:.1f} | {naive_rate:.0f} |",
         "",
         f"Speed-up over the naive loop: {steady_rate / naive_rate:.1f}x with {workers} workers, "
-        f"{per_core / naive_rate:.1f}x per core (ordinary responses). Statuses: {json.dumps(status, sort_keys=True)}. "
+        f"{per_core / naive_rate:.1f}x per core (ordinary responses); {workers} workers against inline in one "
+        f"process: {inline_seconds / steady_seconds:.2f}x. Statuses: {json.dumps(status, sort_keys=True)}. "
         f"The naive loop spends {tower_seconds:.1f} s on the power-tower response (math-verify's own timeouts "
         "return False); the pool records it as `timeout`. Verdict agreement with the naive loop: "
         f"{agreement:.1%} of the subset (the rest: the naive loop has no answer grouping, guards or "
@@ -182,6 +272,7 @@ def run(quick: bool, workers: int, problems: int | None, naive_samples: int | No
         f"at most timeout + margin of one worker: `verify_frame` {minutes_ours:.1f} min, naive loop "
         f"{minutes_naive:.1f} min.",
         "",
+        *pool_lines,
     ])
 
 
@@ -191,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--problems", type=int, default=None)
     parser.add_argument("--naive-samples", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3, help="whole-process comparisons (default 3)")
     args = parser.parse_args(argv)
-    section = run(args.quick, args.workers, args.problems, args.naive_samples)
+    section = run(args.quick, args.workers, args.problems, args.naive_samples, args.repeats)
     print(section)
     write_section(section)
     return 0
