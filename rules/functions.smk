@@ -9,6 +9,7 @@ from trajfusion.data.settings import BenchmarkSettings, PoolSettings
 from trajfusion.evaluate.settings import EvaluateSettings
 from trajfusion.fuse.settings import FuseSettings
 from trajfusion.model.settings import ModelSettings
+from trajfusion.report.settings import ReportSettings
 from trajfusion.sample.backends.options import for_backend
 from trajfusion.sample.settings import MergeSettings, SampleSettings
 from trajfusion.train.settings import TrainSettings
@@ -79,6 +80,12 @@ def evaluation_settings(w):
         samples=e["samples"].get(w.bench, e["samples"]["default"]),
         template=config["backbones"][w.backbone]["template"],
         seed=config["seed"],
+    )
+
+
+def report_settings():
+    return settings_json(
+        ReportSettings, seed=config["seed"], gpus_per_job=PLAN.gpu_patterns()
     )
 
 

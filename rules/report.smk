@@ -53,14 +53,13 @@ rule report:
         "../envs/core.yaml"
     params:
         out_dir=lambda w, input: os.path.dirname(input.manifest),
-        seed=config["seed"],
+        settings=lambda w: report_settings(),
         # The cost table sums the benchmark: files of this plan's jobs only, not those an
         # earlier config left in the same folder.
         cost_dir=COST,
         cost_files=PLAN.cost_files(),
-        gpus=lambda w: as_json(PLAN.gpu_patterns()),  # a callable: the JSON has braces
         code=code("report"),
     shell:
-        "trajfusion report --manifest {input.manifest} --out-dir {params.out_dir} --seed {params.seed}"
-        " --cost-dir {params.cost_dir} --cost-files {params.cost_files} --gpus-per-job {params.gpus:q}"
+        "trajfusion report --manifest {input.manifest} --out-dir {params.out_dir} --settings {params.settings:q}"
+        " --cost-dir {params.cost_dir} --cost-files {params.cost_files}"
         " > {log} 2>&1"

@@ -33,12 +33,8 @@ import numpy as np
 import pandas as pd
 
 from trajfusion.io import InputError, read_jsonl, read_table, write_jsonl, write_parquet, write_text
+from trajfusion.vocabulary import ANSWER_TYPES, FINISH_REASONS, STATUSES, STRATEGIES
 
-ANSWER_TYPES = ("number", "integer", "latex", "bool", "list", "option", "text")
-FINISH_REASONS = ("stop", "length")
-FILTER_REASONS = ("truncated", "repetition", "language_switch", "no_answer")
-STATUSES = ("ok", "timeout", "error", *(f"filtered:{reason}" for reason in FILTER_REASONS))
-STRATEGIES = ("highdiv", "lowdiv")
 DTYPES = ("str", "int64", "Int64", "float64", "bool", "json")
 
 

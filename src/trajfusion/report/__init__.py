@@ -266,43 +266,28 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
     return {**outputs, "Index": [index]}
 
 
-def parse_gpu_patterns(text: str | None) -> list:
-    """``--gpus-per-job``: a JSON list of [path pattern, GPUs per job] pairs."""
-    if not text:
-        return []
-    try:
-        patterns = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--gpus-per-job: malformed JSON ({exc.msg} at column {exc.colno})") from None
-    well_formed = isinstance(patterns, list) and all(
-        isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
-        and isinstance(p[1], int) and not isinstance(p[1], bool) and p[1] >= 0 for p in patterns)
-    if not well_formed:
-        raise InputError(f"--gpus-per-job: expected a JSON list of [path pattern, GPUs per job] pairs, got {text!r}")
-    return patterns
-
-
 def run(args: argparse.Namespace) -> int:
-    if args.bootstrap_samples < 1:
-        raise InputError(f"--bootstrap-samples must be >= 1, got {args.bootstrap_samples}")
-    gpu_patterns = parse_gpu_patterns(args.gpus_per_job)
-    build_report(args.manifest, args.out_dir, args.paper_results, args.bootstrap_samples, args.seed,
-                 cost_dir=args.cost_dir, cost_files=args.cost_files, gpu_patterns=gpu_patterns)
+    from trajfusion.report.settings import ReportSettings
+
+    settings = ReportSettings.from_args(args)
+    build_report(args.manifest, args.out_dir, args.paper_results, settings.bootstrap_samples, settings.seed,
+                 cost_dir=args.cost_dir, cost_files=args.cost_files,
+                 gpu_patterns=[list(pair) for pair in settings.gpus_per_job or ()])
     return 0
 
 
 def register(sub) -> None:
+    from trajfusion.report.settings import ReportSettings
+
     p = sub.add_parser("report", help="tables, figures, metrics and significance tests from evaluations",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--manifest", required=True, help="report manifest JSON (schema in the module docstring)")
+    p.add_argument("--manifest", required=True,
+                   help="report manifest JSON (schema: trajfusion.contracts.MANIFEST_SCHEMA)")
     p.add_argument("--out-dir", required=True, help="output directory, e.g. results/report")
     p.add_argument("--paper-results", default=None,
                    help="published numbers (default: the packaged resources/paper_results.yaml)")
-    p.add_argument("--bootstrap-samples", type=int, default=2000, help="bootstrap resamples for intervals/tests")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--cost-files", nargs="*", default=None,
                    help="Snakemake benchmark files of the run's jobs, relative to --cost-dir; writes the cost table")
     p.add_argument("--cost-dir", default="results/cost", help="the folder of --cost-files (default: results/cost)")
-    p.add_argument("--gpus-per-job", default=None,
-                   help='JSON list of [path pattern under --cost-dir, GPUs per job], e.g. [["train/*", 8]]')
+    ReportSettings.add_arguments(p)
     p.set_defaults(func=run)

@@ -23,7 +23,7 @@ import pandas as pd
 
 from trajfusion.contracts import STATISTICS
 from trajfusion.io import InputError, atomic_path
-from trajfusion.report.tables import EvalResult, METHOD_LABELS
+from trajfusion.report.tables import METHOD_LABELS, EvalResult
 
 METHOD_COLORS = {"rft": "#7f7f7f", "trajfusion": "#d62728"}
 LINESTYLES = ("-", "--", ":", "-.")

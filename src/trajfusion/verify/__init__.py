@@ -6,11 +6,24 @@ Commands: ``trajfusion verify`` (samples -> verified table) and ``trajfusion sta
 
 from __future__ import annotations
 
-from trajfusion.verify.cli import register
-from trajfusion.verify.extract import extract_answer, normalize_answer
-from trajfusion.verify.filters import DEFAULT_FILTERS, apply_filters, resolve_filters
-from trajfusion.verify.stats import compute_stats
-from trajfusion.verify.verifier import verify_frame
+import importlib
 
-__all__ = ["register", "extract_answer", "normalize_answer", "apply_filters", "resolve_filters",
-           "DEFAULT_FILTERS", "verify_frame", "compute_stats"]
+# Loaded on first use (PEP 562): the verifier's worker processes import this package for
+# trajfusion.verify.tasks and should not pay for pandas and pyarrow, which the CLI needs.
+_EXPORTS = {
+    "register": "trajfusion.verify.cli",
+    "extract_answer": "trajfusion.verify.extract",
+    "normalize_answer": "trajfusion.verify.extract",
+    "DEFAULT_FILTERS": "trajfusion.verify.filters",
+    "apply_filters": "trajfusion.verify.filters",
+    "resolve_filters": "trajfusion.verify.filters",
+    "compute_stats": "trajfusion.verify.stats",
+    "verify_frame": "trajfusion.verify.verifier",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

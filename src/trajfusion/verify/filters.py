@@ -33,7 +33,7 @@ import re
 import zlib
 from typing import Any, Mapping
 
-from trajfusion.contracts import FILTER_REASONS as REASONS  # in precedence order (above)
+from trajfusion.vocabulary import FILTER_REASONS as REASONS  # in precedence order (above)
 from trajfusion.verify.extract import extract_answer
 
 DEFAULT_FILTERS: dict[str, Any] = {
