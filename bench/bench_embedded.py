@@ -22,7 +22,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import yaml
-
 from results_md import record_headline, write_section
 
 REPO = Path(__file__).resolve().parents[1]

@@ -22,9 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from results_md import record_headline, write_section
-
 import numpy as np
+from results_md import record_headline, write_section
 
 K = 16
 RESULTS = Path(__file__).resolve().parent / "results.md"
@@ -105,8 +104,7 @@ def run_child(job: dict) -> dict:
 
 def run_job(job: dict) -> dict:
     """Runs inside the measured subprocess."""
-    from trajfusion.fuse import (FuseSettings, calibrate, calibration_record, fuse_file, parse_alpha,
-                                 read_verified)
+    from trajfusion.fuse import FuseSettings, calibrate, calibration_record, fuse_file, parse_alpha, read_verified
 
     start = time.perf_counter()
     if job["kind"] == "generate":

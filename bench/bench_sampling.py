@@ -16,8 +16,8 @@ import os
 import time
 from pathlib import Path
 
-from results_md import record_headline, write_section
 from common import ensure_smollm2
+from results_md import record_headline, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Sampling (hf backend, CPU)"

@@ -29,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from results_md import record_headline, write_section
 from common import ensure_smollm2
+from results_md import record_headline, write_section
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Training throughput"

@@ -38,9 +38,8 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from results_md import record_headline, write_section
-
 import pandas as pd
+from results_md import record_headline, write_section
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "eval" / "math_test.jsonl"

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", nargs="+", choices=BENCHMARKS, default=[], help="skip these")
     args = parser.parse_args(argv)
     selected = [b for b in (args.only or BENCHMARKS) if b not in args.skip]
-    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
     machine = machine_lines()  # before the benchmarks load the machine
     if {"train", "sampling"} & set(selected):
         ensure_smollm2()

@@ -13,11 +13,9 @@ import pandas as pd
 import pytest
 
 from tests.conftest import make_data_dir
-
 from trajfusion.contracts import PROBLEMS
-from trajfusion.data import BENCHMARKS, SOURCES, load_source, register
+from trajfusion.data import BENCHMARKS, SOURCES, load_source, register, synthetic
 from trajfusion.data.answers import format_number, last_boxed, strip_dollar_wrapper
-from trajfusion.data import synthetic
 from trajfusion.data.synthetic import generate, is_test_text
 from trajfusion.io import InputError, read_parquet_metadata
 
@@ -142,7 +140,8 @@ def test_college_math_keeps_the_per_record_license(tables):
 
 
 def test_answer_helpers():
-    assert last_boxed(r"so $\boxed{\frac{1}{2}}$ and finally \boxed{\left\{ 1, 2 \right\}}.") == r"\left\{ 1, 2 \right\}"
+    text = r"so $\boxed{\frac{1}{2}}$ and finally \boxed{\left\{ 1, 2 \right\}}."
+    assert last_boxed(text) == r"\left\{ 1, 2 \right\}"
     assert last_boxed(r"$\boxed{a^{b^{c}}}$") == "a^{b^{c}}"
     assert last_boxed(r"answer \fbox{7} here") == "7"
     assert last_boxed(r"is $\boxed 9$.") == "9"

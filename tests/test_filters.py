@@ -1,8 +1,7 @@
 import pytest
 
 from trajfusion.verify import DEFAULT_FILTERS, apply_filters, resolve_filters
-from trajfusion.verify.filters import (compression_ratio, longest_line_run, repeated_ngram_share,
-                                       screen_response)
+from trajfusion.verify.filters import compression_ratio, longest_line_run, repeated_ngram_share, screen_response
 
 GOOD = (
     "We need the number of ways to choose 2 of the 5 books. Order does not matter, so we use "

@@ -9,9 +9,21 @@ import pandas as pd
 import pytest
 
 from trajfusion import cli
-from trajfusion.fuse import (FuseSettings, ParquetTexts, calibrate, calibrate_alpha, format_alpha, fuse_file,
-                             fuse_frame, fuse_text, fusion_count, load_phrases, parse_alpha, plan_fusion,
-                             validate_verified)
+from trajfusion.fuse import (
+    FuseSettings,
+    ParquetTexts,
+    calibrate,
+    calibrate_alpha,
+    format_alpha,
+    fuse_file,
+    fuse_frame,
+    fuse_text,
+    fusion_count,
+    load_phrases,
+    parse_alpha,
+    plan_fusion,
+    validate_verified,
+)
 from trajfusion.io import InputError, write_parquet
 from trajfusion.phrases import all_phrases
 

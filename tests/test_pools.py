@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from tests.conftest import make_data_dir
-
 from trajfusion.contracts import PROBLEMS
 from trajfusion.data import build_pool, load_source, register
 from trajfusion.io import InputError, read_parquet_metadata

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from test_generation import FakeVLLM, one_torch_thread  # noqa: F401  (autouse fixture)
+
 from trajfusion import cli
 from trajfusion.io import read_parquet_metadata
 from trajfusion.sample import MERGED_COLUMNS, SHARD_COLUMNS

@@ -54,7 +54,8 @@ def slurm_env():
 def test_dag_runs_through_sbatch_and_matches_a_local_run(slurm_env, warmed_model, e2e_local_run, tmp_path):
     _, configfile = e2e_config(warmed_model, tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", *TARGETS, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+        [sys.executable, "-m", "snakemake", *TARGETS, "--snakefile", str(REPO / "Snakefile"),
+         "--directory", str(tmp_path),
          "--configfile", str(configfile), "--profile", str(REPO / "profiles" / "slurm"),
          "--slurm-init-seconds-before-status-checks", "5", "--latency-wait", "10", *SMALL_NODE],
         env=slurm_env, capture_output=True, text=True, timeout=1800)

@@ -11,9 +11,16 @@ import pytest
 from trajfusion.cli import main as cli_main
 from trajfusion.io import InputError, read_parquet_metadata
 from trajfusion.verify import verify_frame
-from trajfusion.verify.equivalence import (ParseCache, _numerically_distinct, cheap_verdict, exact_literal,
-                                          exact_rational, math_verify_judge)
-from trajfusion.verify.tasks import ProblemPool as WatchdogPool, ProblemTask
+from trajfusion.verify.equivalence import (
+    ParseCache,
+    _numerically_distinct,
+    cheap_verdict,
+    exact_literal,
+    exact_rational,
+    math_verify_judge,
+)
+from trajfusion.verify.tasks import ProblemPool as WatchdogPool
+from trajfusion.verify.tasks import ProblemTask
 
 POWER_TOWER = "9^{9^{9^{9^{9^{9^{9}}}}}}"
 

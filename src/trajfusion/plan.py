@@ -130,7 +130,7 @@ class Plan:
     evaluations: tuple[Evaluation, ...]
 
     @classmethod
-    def from_config(cls, config: dict) -> "Plan":
+    def from_config(cls, config: dict) -> Plan:
         evaluations = []
         for name, exp in config["experiments"].items():
             checkpoints = profile_settings(config, exp["training_profile"])["checkpoints"]

@@ -5,7 +5,7 @@ when it is trained, sampled and evaluated."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -46,7 +46,7 @@ def _template_file(path: str | Path | None) -> Path:
     return Path(str(resources.files("trajfusion") / "resources" / "templates.yaml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_all(path: str) -> dict:
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)

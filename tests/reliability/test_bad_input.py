@@ -17,16 +17,15 @@ import copy
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import pytest
 import yaml
 
 from tests.conftest import REPO, local_snakemake_env, make_data_dir
-
 from trajfusion import cli
 from trajfusion.io import write_parquet
 

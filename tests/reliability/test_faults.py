@@ -40,8 +40,8 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
-
 from test_reproducibility import comparable_artifacts, differing, drop_keys
+
 from tests.conftest import REPO, reliability_snakemake_argv
 from trajfusion.cli import EXIT_OS_ERROR
 

@@ -388,6 +388,8 @@ def shell_dry_runs(tmp_path_factory):
 
     def quoted(c):
         c["data_dir"] = f"{root}/data dir {payload}"
+        Path(c["data_dir"]).mkdir(parents=True)  # SHA256SUMS is a declared input of the data rules
+        (Path(c["data_dir"]) / "SHA256SUMS").write_bytes((REPO / "data" / "SHA256SUMS").read_bytes())
         # Braces too: a string in a rule's params would be read as a wildcard pattern.
         c["pools"]["embedded"]["sources"].append({"name": "deepmath_103k", "n": 2, "select": "random",
                                                   "options": {"location": payload + " {x} {pool}"}})
@@ -407,7 +409,7 @@ def shell_commands(output: str) -> list[str]:
 def test_config_text_reaches_shell_commands_quoted(shell_dry_runs):
     root, configs, results = shell_dry_runs
     result = results["quoted"]
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     commands = shell_commands(result.stdout + result.stderr)
     assert not [c for c in commands if "pwned-by-label" in c]  # labels never reach a shell
     carrying = [c for c in commands if "pwned" in c]
@@ -418,7 +420,8 @@ def test_config_text_reaches_shell_commands_quoted(shell_dry_runs):
         argv = run_in_bash(program.replace("trajfusion", "printf '%s\\0'", 1), root)
         assert argv[argv.index("--data-dir") + 1] == configs["quoted"]["data_dir"]
         if argv[0] == "build-pool":
-            assert json.loads(argv[argv.index("--spec") + 1]) == configs["quoted"]["pools"]["embedded"]
+            settings = json.loads(argv[argv.index("--settings") + 1])
+            assert settings["spec"] == configs["quoted"]["pools"]["embedded"]
     assert not any("rm -rf" in c or "touch" in c for c in commands if c not in carrying)
     assert not (root / "pwned").exists() and (root / "victim").is_dir()
 

@@ -15,8 +15,8 @@ import math
 import numbers
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 

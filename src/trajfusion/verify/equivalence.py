@@ -35,8 +35,8 @@ import logging
 import math
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Callable
 
 Judge = Callable[[str, str, "str | None", "ParseCache"], bool]
 

@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from trajfusion.vocabulary import FILTER_REASONS as REASONS  # in precedence order (above)
 from trajfusion.verify.extract import extract_answer
+from trajfusion.vocabulary import FILTER_REASONS as REASONS  # in precedence order (above)
 
 DEFAULT_FILTERS: dict[str, Any] = {
     "enabled": ["truncated", "repetition", "language_switch"],

@@ -43,9 +43,10 @@ import socket
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.reduction import ForkingPickler
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +229,7 @@ class WatchdogPool:
         with soft_deadlines():
             while self.pending:
                 index, item = self.pending.popleft()
-                self.on_done(index, _call(self.fn, item, lambda update: self.on_progress(index, update)))
+                self.on_done(index, _call(self.fn, item, lambda update, index=index: self.on_progress(index, update)))
 
     def _start_worker(self) -> _Slot:
         parent_conn, child_conn = self.context.Pipe()

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from trajfusion.verify.equivalence import Judge, ParseCache, cheap_verdict, quiet_math_verify
 from trajfusion.verify.filters import screen_response
@@ -166,7 +167,7 @@ class TaskRunner:
     def __call__(self, task: ProblemTask, report: Callable[[Any], None]) -> None:
         quiet_math_verify()  # in this process, which may be a fresh worker
         for step in pending_steps(task):
-            value = run_with_deadline(lambda: run_step(task, step, self.settings, self.judge, self.cache),
+            value = run_with_deadline(lambda step=step: run_step(task, step, self.settings, self.judge, self.cache),
                                       self.timeout)
             record(task, step, value)
             report((step, value))
