@@ -154,13 +154,7 @@ def load_fusion(manifest: dict, source: str):
     infos = []
     for i, entry in enumerate(manifest["fusion_summaries"]):
         where = f"{source}: fusion_summaries[{i}] ({entry['path']})"
-        path = Path(entry["path"])
-        if not path.exists():
-            raise InputError(f"{where}: file does not exist")
-        try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where}: malformed JSON ({exc.msg})") from None
+        summary = read_json_file(entry["path"], f"fusion summary (manifest {where})")
         if not isinstance(summary, dict) or not isinstance(summary.get("mean_errors"), (int, float)):
             raise InputError(f"{where}: field 'mean_errors' is missing or not a number")
         infos.append((entry, FusionInfo(float(summary["mean_errors"]), summary.get("k_max", entry.get("k_max")),

@@ -12,13 +12,12 @@ job does not depend on ``PATH``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
 from pathlib import Path
 
-from trajfusion.io import InputError
+from trajfusion.io import InputError, read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +78,7 @@ def check_deepspeed(path: str | Path) -> None:
 
 def load_deepspeed_config(path: str | Path) -> dict:
     """Read a DeepSpeed JSON config and check what the ZeRO training here relies on."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: DeepSpeed config does not exist")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: malformed JSON ({exc.msg})") from None
+    config = read_json_file(path, "DeepSpeed config")
     if not isinstance(config, dict):
         raise InputError(f"{path}: expected a JSON object")
     stage = config.get("zero_optimization", {}).get("stage")
