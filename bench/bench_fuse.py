@@ -104,7 +104,15 @@ def run_child(job: dict) -> dict:
 
 def run_job(job: dict) -> dict:
     """Runs inside the measured subprocess."""
-    from trajfusion.fuse import FuseSettings, calibrate, calibration_record, fuse_file, parse_alpha, read_verified
+    from trajfusion.fuse import (
+        CalibrateSettings,
+        FuseSettings,
+        calibrate,
+        calibration_record,
+        fuse_file,
+        parse_alpha,
+        read_verified,
+    )
 
     start = time.perf_counter()
     if job["kind"] == "generate":
@@ -112,8 +120,8 @@ def run_job(job: dict) -> dict:
         return {"wall_s": time.perf_counter() - start}
     if job["kind"] == "calibrate":
         meta, _ = read_verified(job["input"])
-        record = calibration_record(calibrate(meta, job["k_max"], job["target"]), job["target"], job["k_max"],
-                                    "highdiv")
+        settings = CalibrateSettings(k_max=job["k_max"], target_errors=job["target"])
+        record = calibration_record(calibrate(meta, settings), settings)
         return {"wall_s": time.perf_counter() - start, **record}
     alpha = parse_alpha(job["alpha"]) if job.get("alpha") else None
     settings = FuseSettings(k_max=job["k_max"], alpha=alpha, strategy="highdiv", seed=0)

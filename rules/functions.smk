@@ -7,7 +7,7 @@ import subprocess
 
 from trajfusion.data.settings import BenchmarkSettings, PoolSettings
 from trajfusion.evaluate.settings import EvaluateSettings
-from trajfusion.fuse.settings import FuseSettings
+from trajfusion.fuse.settings import CalibrateSettings, FuseSettings
 from trajfusion.model.settings import ModelSettings
 from trajfusion.report.settings import ReportSettings
 from trajfusion.sample.backends.options import for_backend
@@ -115,6 +115,11 @@ def fusion_settings(variant):
     fusion = config["fusion"]
     seed = fusion.get("seed", config["seed"])
     return settings_json(FuseSettings, fusion, variant_spec(variant), seed=seed)
+
+
+def calibration_settings(variant):
+    spec = variant_spec(variant)
+    return settings_json(CalibrateSettings, spec, target_errors=spec["alpha_target"])
 
 
 def deepspeed_file(profile):

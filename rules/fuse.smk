@@ -14,13 +14,11 @@ rule calibrate_alpha:
     conda:
         "../envs/core.yaml"
     params:
-        k_max=lambda w: variant_spec(w.variant)["k_max"],
-        target=lambda w: variant_spec(w.variant)["alpha_target"],
-        strategy=lambda w: variant_spec(w.variant)["strategy"],
+        settings=lambda w: calibration_settings(w.variant),
         code=code("fuse"),
     shell:
-        "trajfusion calibrate-alpha --input {input} --k-max {params.k_max} --target-errors {params.target}"
-        " --strategy {params.strategy} --output {output} > {log} 2>&1"
+        "trajfusion calibrate-alpha --input {input} --output {output} --settings {params.settings:q}"
+        " > {log} 2>&1"
 
 
 rule fuse:

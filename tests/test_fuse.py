@@ -10,6 +10,7 @@ import pytest
 
 from trajfusion import cli
 from trajfusion.fuse import (
+    CalibrateSettings,
     FuseSettings,
     ParquetTexts,
     calibrate,
@@ -296,7 +297,7 @@ def test_calibrate_alpha_hits_target_exactly():
     # Breakpoints: p at m*5/9 (m = 1..4 with k_max 4), q at 4 (|Y−| = 1), over 3 problems.
     # Target 1 needs 3 errors in total: p's third breakpoint, alpha = 15/9.
     assert calibrate_alpha(df, 4, "1") == Fraction(5, 3)
-    result = calibrate(validate_verified(df), 4, 1)
+    result = calibrate(validate_verified(df), CalibrateSettings(k_max=4, target_errors=1))
     assert result.achieved_mean_errors == 1 and result.mean_errors_below == Fraction(2, 3)
     assert result.alpha_next == Fraction(20, 9) and result.max_mean_errors == Fraction(5, 3)
     for alpha, mean in ((result.alpha, 1.0), (result.alpha - Fraction(1, 10**9), 2 / 3)):

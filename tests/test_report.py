@@ -514,7 +514,7 @@ def test_cost_table_sums_stages_and_gpu_hours(tmp_path):
 def test_cost_table_counts_only_the_listed_jobs_not_an_earlier_configs(tmp_path):
     """The report rule lists its plan's benchmark files: one an earlier config left in the
     same folder is not counted, and a listed job without a file is left out."""
-    from trajfusion.report import write_cost
+    from trajfusion.report.build import write_cost
 
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     cost_dir = tmp_path / "cost"

@@ -143,19 +143,8 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     rows = []
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(obj, dict):
-                raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            rows.append(obj)
+            if raw.strip():
+                rows.append(decode_json(raw, f"{path}:{lineno}", want=dict))
     return rows
 
 
@@ -176,15 +165,26 @@ def read_table(path: str | os.PathLike, required: Iterable[str] = ()) -> pd.Data
     return df
 
 
-def parse_json_object(text: str, where: str) -> dict:
-    """A JSON object given as text (a flag's value); ``where`` names the flag or file."""
+def decode_json(raw: bytes | str, where: str, want: type | None = None) -> Any:
+    """The JSON value of ``raw`` (bytes are UTF-8); errors are InputErrors naming ``where`` (a file,
+    a file's line, a flag) and the position. ``want=dict`` also requires a JSON object."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{where}: malformed JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
-    if not isinstance(value, dict):
+        position = f"column {exc.colno}" if "\n" not in text.rstrip() else f"line {exc.lineno}, column {exc.colno}"
+        raise InputError(f"{where}: malformed JSON ({exc.msg} at {position})") from None
+    if want is dict and not isinstance(value, dict):
         raise InputError(f"{where}: expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def parse_json_object(text: str, where: str) -> dict:
+    """A JSON object given as text (a flag's value); ``where`` names the flag or file."""
+    return decode_json(text, where, want=dict)
 
 
 def read_json_file(path: str | os.PathLike, what: str = "file") -> Any:
@@ -193,12 +193,7 @@ def read_json_file(path: str | os.PathLike, what: str = "file") -> Any:
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: {what} does not exist")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    return decode_json(path.read_bytes(), str(path))
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -392,7 +392,7 @@ CASES = [
     Case("fuse-no-rows", fuse_cmd(verified_frame().iloc[:0], "--k-max", "0"),
          ("{d}/verified.parquet: the table has no rows",)),
     Case("calibrate-target-zero", fuse_cmd(None, "--k-max", "2", "--target-errors", "0", command="calibrate-alpha"),
-         ("--target-errors: must be > 0",)),
+         ("--target-errors: ", "must be > 0, got 0")),
     Case("calibrate-target-unattainable", fuse_cmd(None, "--k-max", "1", "--target-errors", "5",
                                                    command="calibrate-alpha"),
          ("{d}/verified.parquet: target mean #Err 5 is unattainable with k_max=1",)),

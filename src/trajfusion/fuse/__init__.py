@@ -27,7 +27,7 @@ and with k = 0 exactly ``<think>\\n{correct}\\n</think>\\nThe answer is \\boxed{
 (no phrases), where {answer} is y*'s extracted ``answer``. Errors appear in fusion order.
 The rows carry alpha as exact text ("0.5", "16/21"; null for RFT built without alpha).
 
-Modules: ``settings`` (``FuseSettings``), ``inputs`` (the verified table), ``selection``
+Modules: ``settings`` (``FuseSettings``, ``CalibrateSettings``), ``inputs`` (the verified table), ``selection``
 (the vectorised plan), ``reference`` (the same plan, one problem at a time, for the tests),
 ``render`` (text, rows, summary), ``build`` (table in, dataset out), ``calibrate`` (alpha
 calibration) and ``cli``.
@@ -39,10 +39,10 @@ from trajfusion.fuse.cli import register
 from trajfusion.fuse.inputs import ParquetTexts, read_verified, validate_verified
 from trajfusion.fuse.render import draw_phrases, fuse_text
 from trajfusion.fuse.selection import fusion_count, plan_fusion
-from trajfusion.fuse.settings import FuseSettings, format_alpha, parse_alpha
+from trajfusion.fuse.settings import CalibrateSettings, FuseSettings, format_alpha, parse_alpha
 from trajfusion.phrases import Phrases, load_phrases
 
-__all__ = ["AlphaCalibration", "FuseSettings", "ParquetTexts", "Phrases", "calibrate", "calibrate_alpha",
-           "calibration_record", "draw_phrases", "format_alpha", "fuse_file", "fuse_frame", "fuse_text",
-           "fusion_count", "load_phrases", "parse_alpha", "plan_fusion", "read_verified", "register",
+__all__ = ["AlphaCalibration", "CalibrateSettings", "FuseSettings", "ParquetTexts", "Phrases", "calibrate",
+           "calibrate_alpha", "calibration_record", "draw_phrases", "format_alpha", "fuse_file", "fuse_frame",
+           "fuse_text", "fusion_count", "load_phrases", "parse_alpha", "plan_fusion", "read_verified", "register",
            "validate_verified"]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from trajfusion.fuse.inputs import validate_verified
 from trajfusion.fuse.selection import problem_statistics
-from trajfusion.fuse.settings import check_k_max, check_strategy, format_alpha, parse_alpha
+from trajfusion.fuse.settings import CalibrateSettings, format_alpha, parse_alpha
 from trajfusion.io import InputError, read_json_file
 
 
@@ -49,12 +49,9 @@ def error_breakpoints(stats: pd.DataFrame, k_max: int) -> list[tuple[Fraction, i
     return sorted(gains.items())
 
 
-def calibrate(meta: pd.DataFrame, k_max: int, target_mean_errors, strategy: str = "highdiv",
-              source: str = "<table>") -> AlphaCalibration:
+def calibrate(meta: pd.DataFrame, settings: CalibrateSettings, source: str = "<table>") -> AlphaCalibration:
     """The smallest alpha whose mean #Err over kept problems is >= the target (exact)."""
-    k_max = check_k_max(k_max)
-    check_strategy(strategy)
-    target = parse_target(target_mean_errors)
+    k_max, target = settings.k_max, settings.target_errors
     stats, _ = problem_statistics(meta)
     n = len(stats)
     if n == 0:
@@ -76,23 +73,14 @@ def calibrate(meta: pd.DataFrame, k_max: int, target_mean_errors, strategy: str 
         max_mean_errors=maximum, problems=n)
 
 
-def parse_target(value) -> Fraction:
-    try:
-        target = Fraction(str(value).strip())
-    except (ValueError, ZeroDivisionError):
-        raise InputError(f"--target-errors: {value!r} is not a number") from None
-    if target <= 0:
-        raise InputError(f"--target-errors: must be > 0, got {value!r}")
-    return target
-
-
 def calibrate_alpha(verified_df: pd.DataFrame, k_max: int, target_mean_errors,
                     strategy: str = "highdiv") -> Fraction:
     """Smallest alpha at which the mean number of fused errors reaches the target."""
-    return calibrate(validate_verified(verified_df), k_max, target_mean_errors, strategy).alpha
+    settings = CalibrateSettings(k_max=k_max, target_errors=target_mean_errors, strategy=strategy)
+    return calibrate(validate_verified(verified_df), settings).alpha
 
 
-def calibration_record(result: AlphaCalibration, target, k_max: int, strategy: str) -> dict:
+def calibration_record(result: AlphaCalibration, settings: CalibrateSettings) -> dict:
     def number(value):
         return None if value is None else float(value)
 
@@ -102,7 +90,7 @@ def calibration_record(result: AlphaCalibration, target, k_max: int, strategy: s
             "mean_errors_below": number(result.mean_errors_below),
             "mean_errors_next": number(result.mean_errors_next),
             "max_mean_errors": number(result.max_mean_errors),
-            "target": float(parse_target(target)), "k_max": k_max, "strategy": strategy,
+            "target": float(settings.target_errors), "k_max": settings.k_max, "strategy": settings.strategy,
             "problems": result.problems}
 
 

@@ -8,7 +8,7 @@ import logging
 from trajfusion.fuse.build import fuse_file
 from trajfusion.fuse.calibrate import calibrate, calibration_record, read_alpha_file
 from trajfusion.fuse.inputs import read_verified
-from trajfusion.fuse.settings import STRATEGIES, FuseSettings, check_k_max
+from trajfusion.fuse.settings import CalibrateSettings, FuseSettings
 from trajfusion.io import InputError, write_json
 
 log = logging.getLogger(__name__)
@@ -25,12 +25,12 @@ def _run_fuse(args: argparse.Namespace) -> int:
 
 
 def _run_calibrate(args: argparse.Namespace) -> int:
+    settings = CalibrateSettings.from_args(args)
     meta, _ = read_verified(args.input)
-    result = calibrate(meta, args.k_max, args.target_errors, args.strategy, str(args.input))
-    record = calibration_record(result, args.target_errors, check_k_max(args.k_max), args.strategy)
+    record = calibration_record(calibrate(meta, settings, str(args.input)), settings)
     write_json(record, args.output)
     log.info("alpha %s reaches mean #Err %.4f (target %s; just below: %.4f)", record["alpha"],
-             record["achieved_mean_errors"], args.target_errors, record["mean_errors_below"])
+             record["achieved_mean_errors"], record["target"], record["mean_errors_below"])
     return 0
 
 
@@ -49,9 +49,6 @@ def register(sub) -> None:
 
     cal = sub.add_parser("calibrate-alpha", help="find the alpha reaching a target mean #Err")
     cal.add_argument("--input", required=True, help="verified table (.parquet or .jsonl)")
-    cal.add_argument("--k-max", type=int, required=True)
-    cal.add_argument("--target-errors", required=True, help="target mean fused errors per problem")
-    cal.add_argument("--strategy", choices=STRATEGIES, default="highdiv",
-                     help="recorded only: the number of fused errors does not depend on it")
+    CalibrateSettings.add_arguments(cal)
     cal.add_argument("--output", required=True, help="ALPHA.json")
     cal.set_defaults(func=_run_calibrate)

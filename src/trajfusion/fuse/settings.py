@@ -1,4 +1,5 @@
-"""A fusion's settings (``FuseSettings``) and the checks and exact alpha text they rely on."""
+"""A fusion's settings (``FuseSettings``), alpha calibration's (``CalibrateSettings``), and the
+checks and exact number text they rely on."""
 
 from __future__ import annotations
 
@@ -10,21 +11,29 @@ from trajfusion.io import InputError
 from trajfusion.settings import Settings, between, setting
 
 
-def alpha_value(value) -> Fraction:
-    """alpha as an exact positive Fraction: floats go through str() so 0.1 means 1/10.
-    Raises ValueError saying what is wrong (without naming where the value came from)."""
+def exact_positive(value, name: str) -> Fraction:
+    """``value`` as an exact positive Fraction: floats go through str() so 0.1 means 1/10.
+    Raises ValueError saying what is wrong with ``name`` (without naming where it came from)."""
     if isinstance(value, Fraction):
-        alpha = value
+        number = value
     else:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ValueError(f"alpha must be a number or a decimal/fraction string, got {value!r}")
+            raise ValueError(f"{name} must be a number or a decimal/fraction string, got {value!r}")
         try:
-            alpha = Fraction(str(value).strip())
+            number = Fraction(str(value).strip())
         except (ValueError, ZeroDivisionError):
-            raise ValueError(f"alpha {value!r} is not a finite decimal or fraction") from None
-    if alpha <= 0:
-        raise ValueError(f"alpha must be > 0, got {format_alpha(alpha)}")
-    return alpha
+            raise ValueError(f"{name} {value!r} is not a finite decimal or fraction") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be > 0, got {format_alpha(number)}")
+    return number
+
+
+def alpha_value(value) -> Fraction:
+    return exact_positive(value, "alpha")
+
+
+def target_value(value) -> Fraction:
+    return exact_positive(value, "the target mean #Err")
 
 
 def parse_alpha(value, source: str = "alpha") -> Fraction:
@@ -60,17 +69,20 @@ def _non_negative_integer(value) -> str | None:
     return None if value >= 0 else "must be a non-negative integer"
 
 
-def check_k_max(k_max) -> int:
-    """k_max outside a FuseSettings (calibrate-alpha): the same rule and message."""
-    return FuseSettings(k_max=k_max, alpha=1).k_max
+def k_max_setting():
+    return setting(help="maximum fused errors; 0 = vanilla RFT", check=_non_negative_integer)
+
+
+def strategy_setting(help: str = "which incorrect answer groups are fused first"):
+    return setting("highdiv", help=help, choices=STRATEGIES)
 
 
 @dataclass(frozen=True)
 class FuseSettings(Settings):
-    k_max: int = setting(help="maximum fused errors; 0 = vanilla RFT", check=_non_negative_integer)
+    k_max: int = k_max_setting()
     alpha: Fraction | None = setting(None, help="diversity sensitivity, a decimal or fraction (e.g. 0.5, 16/21); "
                                      "required when k_max > 0", parse=alpha_value)
-    strategy: str = setting("highdiv", help="which incorrect answer groups are fused first", choices=STRATEGIES)
+    strategy: str = strategy_setting()
     seed: int = setting(0, help="seed of y*, the fused errors and their phrases")
     certainty_prob: float = setting(0.0, help="probability of a certainty phrase after the success phrase",
                                     check=between(0, 1))
@@ -85,5 +97,11 @@ class FuseSettings(Settings):
         return None if self.alpha is None else format_alpha(self.alpha)
 
 
-def check_strategy(strategy: str) -> str:
-    return FuseSettings(k_max=0, strategy=strategy).strategy
+@dataclass(frozen=True, kw_only=True)
+class CalibrateSettings(Settings):
+    """``calibrate-alpha``: the k_max and strategy of the variant whose alpha is calibrated."""
+
+    k_max: int = k_max_setting()
+    target_errors: Fraction = setting(help="target mean fused errors per problem, a decimal or fraction",
+                                      parse=target_value)
+    strategy: str = strategy_setting("recorded only: the number of fused errors does not depend on it")

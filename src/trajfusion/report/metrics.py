@@ -38,7 +38,6 @@ import pandas as pd
 from trajfusion.contracts import VERDICTS
 from trajfusion.io import InputError
 
-VERDICT_COLUMNS = tuple(VERDICTS.names)  # the columns ``trajfusion evaluate`` writes, in order
 METRIC_COLUMNS = ("problem_id", "sample_idx", "n_tokens", "answer", "correct", "status", "n_reflections")
 ACCURACY_METRICS = ("pass@1", "avg@k", "maj@k", "pass@k")
 SUMMARY_METRICS = (*ACCURACY_METRICS, "mean_output_tokens", "mean_reflections")

@@ -12,6 +12,7 @@ settings both stages extend (``GenerationSettings``) and the backends' defaults.
 
 from __future__ import annotations
 
+import abc
 import gc
 import hashlib
 import importlib
@@ -68,7 +69,7 @@ def batches(items: list, size: int | None):
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-class BatchedBackend:
+class BatchedBackend(abc.ABC):
     """What both backends share: argument checks, prompt encoding, batching, one seed per
     batch derived from (seed, batch index), and the progress bar. A backend sets
     ``tokenizer``, ``batch_size`` and ``progress`` and implements ``_generate_batch``."""
@@ -95,10 +96,10 @@ class BatchedBackend:
                 bar.set_postfix(tok_s=f"{generated_tokens / (time.perf_counter() - started):.1f}")
         return results
 
+    @abc.abstractmethod
     def _generate_batch(self, batch: list[list[int]], n: int, temperature: float, top_p: float,
                         max_new_tokens: int, seed: int) -> list[list[Completion]]:
         """The n completions of each prompt of ``batch`` (token ids), sampled with ``seed``."""
-        raise NotImplementedError
 
     def close(self) -> None:
         gc.collect()
