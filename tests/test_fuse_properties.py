@@ -10,7 +10,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trajfusion.fuse import FuseSettings, calibrate, fuse_frame, fusion_count, validate_verified
+from trajfusion.fuse import CalibrateSettings, FuseSettings, calibrate, fuse_frame, fusion_count, validate_verified
 from trajfusion.io import InputError
 
 PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -116,7 +116,7 @@ def test_output_is_deterministic_and_order_independent(df, config, shuffle_seed)
 def test_calibrated_alpha_is_the_smallest_reaching_the_target(df, k_max, target):
     meta = validate_verified(df)
     try:
-        result = calibrate(meta, k_max, target)
+        result = calibrate(meta, CalibrateSettings(k_max=k_max, target_errors=target))
     except InputError:
         rows = fuse_frame(df, FuseSettings(k_max, Fraction(10**6)))[0] if meta["correct"].any() else []
         assert not rows or Fraction(sum(r["n_errors"] for r in rows), len(rows)) < target
