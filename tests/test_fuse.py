@@ -212,7 +212,7 @@ def test_exact_fused_text_with_phrases_and_whitespace_stripping(single_phrases):
             traj("p", 1, "7", False, 5, response="  Wrong work 7. \n"),
             traj("p", 2, "9", False, 6, response="Wrong work 9.")]
     out, _ = fuse_frame(table(*rows), settings(k_max=4, alpha="3"), single_phrases)
-    expected = ("<think>\n  Wrong work 7.\nERR-PHRASE\nWrong work 9.\nERR-PHRASE\n"
+    expected = ("<think>\nWrong work 7.\nERR-PHRASE\nWrong work 9.\nERR-PHRASE\n"
                 "Correct work.\n\\boxed{42}\nOK-PHRASE\n</think>\nThe answer is \\boxed{42}.")
     assert out[0]["messages"] == [{"role": "user", "content": "Problem p?"},
                                   {"role": "assistant", "content": expected}]
@@ -276,7 +276,7 @@ def test_summary_numbers(single_phrases):
         "problems": 2, "dropped_no_correct": 1, "mean_errors": 1.0, "k_distribution": {"0": 1, "2": 1},
         "problems_short_of_k": 0, "mean_response_chars": sum(chars) / 2,
         "mean_fused_tokens": ((10 + 20 + 15) + 7) / 2, "alpha": "2", "k_max": 2, "strategy": "highdiv",
-        "seed": 0, "certainty_prob": 0.0, "phrases": "phrases.yaml",
+        "seed": 0, "certainty_prob": 0.0, "keep_final": False, "phrases": "phrases.yaml",
         "phrases_sha256": summary["phrases_sha256"]}
     assert all(r["alpha"] == "2" and r["k_max"] == 2 for r in rows)
 

@@ -597,6 +597,15 @@ def _errors_beyond_k_max(df: pd.DataFrame):
     return (df["n_errors"] > df["k_max"]).to_numpy(dtype=bool)
 
 
+def _spans_miscounted(df: pd.DataFrame):
+    no_success = df["success_span"].isna().to_numpy(dtype=bool)
+    return ((df["error_spans"].map(len) != df["n_errors"]).to_numpy(dtype=bool)
+            | (no_success != (df["n_errors"] == 0).to_numpy(dtype=bool)))
+
+
+_SPAN_SCHEMA = {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer", "minimum": 0}}
+
+
 FUSED_EXAMPLE = Contract(
     "fused dataset", "One chat example per problem, sorted by `problem_id`. Template-neutral: training "
     "applies the backbone's template (`trajfusion.templates`). The `.summary.json` beside it holds problems, mean "
@@ -612,11 +621,18 @@ FUSED_EXAMPLE = Contract(
             nullable=True, pattern=r"[0-9]+(\.[0-9]+)?|[0-9]+/[0-9]+"),
      Column("k_max", description="maximum fused errors; 0 is vanilla RFT", **_COUNT),
      Column("strategy", "str", "error selection", values=STRATEGIES),
-     Column("seed", "int64", "fusion seed")),
+     Column("seed", "int64", "fusion seed"),
+     Column("error_spans", "json", "per fused error, in fusion order, the `[start, end)` character range of its "
+            "reasoning and phrase in the assistant text: training removes the last ones from an over-long example "
+            "(`trajfusion.fused_text`)", schema={"type": "array", "items": _SPAN_SCHEMA}),
+     Column("success_span", "json", "the range of the success (and certainty) phrase, removed with the last "
+            "error; null without errors", nullable=True, schema=_SPAN_SCHEMA)),
     key=("problem_id",), format="jsonl",
     rules=(Rule("errors-listed", "`n_errors` equals the length of `error_indices`", ("n_errors", "error_indices"),
                 _errors_miscounted),
-           Rule("errors-within-k-max", "`n_errors <= k_max`", ("n_errors", "k_max"), _errors_beyond_k_max)),
+           Rule("errors-within-k-max", "`n_errors <= k_max`", ("n_errors", "k_max"), _errors_beyond_k_max),
+           Rule("spans-listed", "`error_spans` has `n_errors` ranges; `success_span` is null exactly when "
+                "`n_errors` is 0", ("n_errors", "error_spans", "success_span"), _spans_miscounted)),
     produced_by="`fuse`")
 
 VERDICTS = Contract(

@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from trajfusion.fuse import FuseSettings, fuse_frame, load_phrases
+from trajfusion.trajectory import split_trajectory
 from trajfusion.verify.extract import MAX_ANSWER_CHARS, extract_answer, normalize_answer
 from trajfusion.verify.filters import DEFAULT_FILTERS, REASONS, screen_response
 from trajfusion.verify.stats import compute_stats
@@ -275,8 +276,9 @@ def test_fused_example_is_exactly_its_parts(single_phrases, df, config):
         assert len(set(row["error_indices"])) == len(errors)
         star = trajectories[(pid, row["correct_index"])]
         assert star["status"] == "ok" and star["correct"]
-        parts = ["<think>"] + [text for e in errors for text in (e["response"].rstrip(), ERR_PHRASE)]
-        parts.append(star["response"].rstrip())
+        parts = ["<think>"] + [text for e in errors for text in (split_trajectory(e["response"]).reasoning,
+                                                                  ERR_PHRASE)]
+        parts.append(split_trajectory(star["response"]).reasoning)
         if errors:
             parts += [OK_PHRASE] + ([SURE_PHRASE] if config.certainty_prob == 1.0 else [])
         parts += ["</think>", f"The answer is \\boxed{{{star['answer']}}}."]

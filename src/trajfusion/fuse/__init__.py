@@ -18,13 +18,21 @@ The correct trajectory y* is drawn from Y+ (sorted by sample_idx) with an RNG ke
 (seed, problem_id) only, so RFT and every TrajFusion variant built with one seed share y*.
 Phrases come from a second RNG keyed on (seed, problem_id, "phrases").
 
-The assistant text (trajectories lose their trailing whitespace; parts joined by "\\n"):
+Each trajectory is split into its reasoning and its final part (``trajfusion.trajectory``:
+a long-form teacher's ``<think>`` block content, and what follows its ``</think>``; a tag-free
+completion is all reasoning), so the assistant text has exactly one think block (parts
+stripped and joined by "\\n"; ``trajfusion.fused_text``):
 
-    <think>\\n{error 1}\\n{error phrase}\\n...\\n{error k}\\n{error phrase}\\n{correct}\\n
-    {success phrase}[\\n{certainty phrase}]\\n</think>\\nThe answer is \\boxed{answer}.
+    <think>\\n{error 1 reasoning}\\n{error phrase}\\n...\\n{error k reasoning}\\n{error phrase}\\n
+    {correct reasoning}\\n{success phrase}[\\n{certainty phrase}]\\n</think>\\n[{correct final}\\n]
+    The answer is \\boxed{answer}.
 
-and with k = 0 exactly ``<think>\\n{correct}\\n</think>\\nThe answer is \\boxed{answer}.``
-(no phrases), where {answer} is y*'s extracted ``answer``. Errors appear in fusion order.
+and with k = 0 exactly ``<think>\\n{correct reasoning}\\n</think>\\n[{correct final}\\n]The answer is
+\\boxed{answer}.`` (no phrases), where {answer} is y*'s extracted ``answer`` and {correct final}
+appears only with ``keep_final`` (the errors' final parts never do). Errors appear in fusion
+order. A completion that opens ``<think>`` and never closes it is an InputError (the verifier's
+``unclosed_think`` filter drops those). The rows carry the character spans of each error and of
+the success phrase, so training can remove the last fused errors from an over-long example.
 The rows carry alpha as exact text ("0.5", "16/21"; null for RFT built without alpha).
 
 Modules: ``settings`` (``FuseSettings``, ``CalibrateSettings``), ``inputs`` (the verified table), ``selection``

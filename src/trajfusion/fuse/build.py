@@ -16,7 +16,7 @@ from trajfusion.phrases import Phrases, load_phrases
 
 log = logging.getLogger(__name__)
 
-_SETTING_KEYS = ("alpha", "k_max", "strategy", "seed", "certainty_prob", "phrases_sha256")
+_SETTING_KEYS = ("alpha", "k_max", "strategy", "seed", "certainty_prob", "keep_final", "phrases_sha256")
 
 
 def fuse_frame(df: pd.DataFrame, settings: FuseSettings, phrases: Phrases | None = None,

@@ -14,25 +14,29 @@ import pandas as pd
 from trajfusion.fuse.inputs import check_texts
 from trajfusion.fuse.selection import seeded_rng
 from trajfusion.fuse.settings import FuseSettings
+from trajfusion.fused_text import render_fused
 from trajfusion.io import InputError, sha256_file
 from trajfusion.phrases import Phrases
+from trajfusion.trajectory import Trajectory, split_trajectory
 
 
 def fuse_text(errors: Sequence[str], correct: str, answer: str, error_phrases: Sequence[str] = (),
-              success_phrase: str | None = None, certainty_phrase: str | None = None) -> str:
-    """The fused assistant reply of Appendix A.2 (layout in the package docstring)."""
-    if len(error_phrases) != len(errors):
-        raise ValueError("one error-recognition phrase is needed per fused error")
-    parts = ["<think>"]
-    for error, phrase in zip(errors, error_phrases):
-        parts += [error.rstrip(), phrase]
-    parts.append(correct.rstrip())
-    if errors:
-        parts.append(success_phrase)
-        if certainty_phrase:
-            parts.append(certainty_phrase)
-    parts += ["</think>", f"The answer is \\boxed{{{answer}}}."]
-    return "\n".join(parts)
+              success_phrase: str | None = None, certainty_phrase: str | None = None,
+              keep_final: bool = False) -> str:
+    """The fused assistant reply of Appendix A.2 (layout in ``trajfusion.fused_text``) from whole
+    completions; ValueError on one that opens a think block and never closes it."""
+    return render_fused([split_trajectory(e) for e in errors], split_trajectory(correct), answer, error_phrases,
+                        success_phrase, certainty_phrase, keep_final).text
+
+
+def split_or_fail(text: str, problem_id: str, sample_idx: int, source: str) -> Trajectory:
+    """``split_trajectory`` with an InputError naming the sample (the verifier's ``unclosed_think``
+    filter should have dropped it)."""
+    try:
+        return split_trajectory(text)
+    except ValueError as exc:
+        raise InputError(f"{source}: problem_id={problem_id!r}, sample_idx={sample_idx}: field 'response': {exc} "
+                         f"(expected status 'filtered:unclosed_think' for it)") from None
 
 
 def draw_phrases(problem_id: str, n_errors: int, phrases: Phrases, seed: int,
@@ -69,16 +73,20 @@ def build_examples(plan: pd.DataFrame, meta: pd.DataFrame, texts, settings: Fuse
                plan["correct_index"].tolist(), plan["error_indices"].tolist())
     for pid, problem, correct, answer, correct_index, error_indices in tqdm(
             rows, total=len(plan), desc="fuse", unit="problem", disable=not progress):
-        errors = error_texts[offset:offset + len(error_indices)]
+        errors = [split_or_fail(text, pid, idx, source)
+                  for text, idx in zip(error_texts[offset:offset + len(error_indices)], error_indices)]
         offset += len(error_indices)
         error_phrases, success, certainty = draw_phrases(pid, len(errors), phrases, settings.seed,
                                                          settings.certainty_prob)
-        content = fuse_text(errors, correct, answer, error_phrases, success, certainty)
+        fused = render_fused(errors, split_or_fail(correct, pid, correct_index, source), answer, error_phrases,
+                             success, certainty, settings.keep_final)
         yield {"problem_id": pid,
-               "messages": [{"role": "user", "content": problem}, {"role": "assistant", "content": content}],
+               "messages": [{"role": "user", "content": problem}, {"role": "assistant", "content": fused.text}],
                "n_errors": len(errors), "error_indices": [int(i) for i in error_indices],
                "correct_index": int(correct_index), "alpha": settings.alpha_text,
-               "k_max": settings.k_max, "strategy": settings.strategy, "seed": int(settings.seed)}
+               "k_max": settings.k_max, "strategy": settings.strategy, "seed": int(settings.seed),
+               "error_spans": [list(span) for span in fused.error_spans],
+               "success_span": None if fused.success_span is None else list(fused.success_span)}
 
 
 class SummaryAccumulator:
@@ -112,6 +120,7 @@ def summarize(plan: pd.DataFrame, dropped: int, response_chars: int, settings: F
         "strategy": settings.strategy,
         "seed": int(settings.seed),
         "certainty_prob": settings.certainty_prob,
+        "keep_final": settings.keep_final,
         "phrases": Path(phrases.source).name,
         "phrases_sha256": sha256_file(phrases.source),
     }

@@ -123,7 +123,12 @@ def plan_fusion(meta: pd.DataFrame, settings: FuseSettings) -> tuple[pd.DataFram
 
     Returns one row per kept problem, indexed by sorted problem_id, with ``k`` (the
     formula), ``correct_pos``/``correct_index``/``answer`` of y*, ``error_pos`` and
-    ``error_indices`` (lists in fusion order), ``fused_tokens``; and the dropped count."""
+    ``error_indices`` (lists in fusion order), ``fused_tokens``; and the dropped count.
+
+    ``fused_tokens`` sums the teacher's ``n_tokens`` of the fused completions: whole completions,
+    so for long-form teachers it also counts their tags and final parts, which the fused text
+    leaves out (y*'s final part stays with ``keep_final``), and not the phrases. It is the
+    summary's size estimate; the tokens actually trained on are counted in train_meta.json."""
     stats, dropped = problem_statistics(meta)
     k = _fusion_counts(stats, settings)
     chosen = choose_correct(meta, stats, settings.seed)

@@ -86,6 +86,8 @@ class FuseSettings(Settings):
     seed: int = setting(0, help="seed of y*, the fused errors and their phrases")
     certainty_prob: float = setting(0.0, help="probability of a certainty phrase after the success phrase",
                                     check=between(0, 1))
+    keep_final: bool = setting(False, help="put y*'s own final part (what a long-form teacher writes after its "
+                               "</think>) between </think> and the answer line; errors' final parts are never kept")
 
     def __post_init__(self):
         super().__post_init__()
