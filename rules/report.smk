@@ -41,6 +41,10 @@ rule report:
         manifest=path("report", name="manifest.json"),
         evals=PLAN.eval_paths,
         summaries=[summary["path"] for summary in PLAN.fusion_summaries()],
+        # The final model directories, whose train_meta.json gives Table 2's trained #Err.
+        trained=sorted(
+            {os.path.dirname(e["train_meta"]) for e in PLAN.manifest()["evals"]}
+        ),
         stats=[stats["path"] for stats in PLAN.stats()],
         paper_results=PAPER_RESULTS,
     output:

@@ -135,7 +135,8 @@ def test_tables_have_the_papers_rows_and_columns_without_runs():
     assert t1.display.iloc[5].tolist()[:5] == ["LLaMA3-8B", "LEMMA", "", "89k", tables.REPORTED]
     assert t1.display.iloc[5]["DM"] == "—"
     t2 = build(tables.TABLE2, [])
-    assert list(t2.display.columns)[4:] == ["#Err", "GSM8K Acc", "GSM8K Tokens", "MATH Acc", "MATH Tokens"]
+    assert list(t2.display.columns)[4:] == ["#Err", "#Err trained", "GSM8K Acc", "GSM8K Tokens", "MATH Acc",
+                                            "MATH Tokens"]
     assert _reported(t2.display)["Strategy"].tolist()[-1] == "TF(HighDiv)"
     t3 = build(tables.TABLE3, [])
     assert list(t3.display.columns)[4:] == ["AIME24 P@1", "AIME24 Avg@16", "AIME25 P@1", "AIME25 Avg@16",
@@ -263,9 +264,10 @@ def test_table2_long_rows_follow_the_papers_row_then_the_run():
         [tables.REPORTED, "gsm8k", "pass@1"], [tables.REPORTED, "gsm8k", "mean_output_tokens"],
         [tables.REPORTED, "math", "pass@1"], [tables.REPORTED, "math", "mean_output_tokens"],
         [tables.REPORTED, "#Err", "mean_errors"], [tables.REPRODUCED, "#Err", "mean_errors"],
+        [tables.REPRODUCED, "#Err", "mean_errors_trained"],
         [tables.REPRODUCED, "gsm8k", "pass@1"], [tables.REPRODUCED, "gsm8k", "mean_output_tokens"],
         [tables.REPRODUCED, "math", "pass@1"], [tables.REPRODUCED, "math", "mean_output_tokens"]]
-    err = k1[(k1["source"] == tables.REPRODUCED) & (k1["column"] == "#Err")].iloc[0]
+    err = k1[(k1["source"] == tables.REPRODUCED) & (k1["metric"] == "mean_errors")].iloc[0]
     assert (err["value"], err["paper"], err["diff"]) == (0.5, 0.62, pytest.approx(0.5 - 0.62))
     assert list(long["row"].unique()[:2]) == ["TF(k_max=1)", "TF(k_max=2)"]
 
@@ -551,3 +553,31 @@ def test_exact_spearman_p_value_at_eight_points_matches_enumeration():
     expected = min(1.0, 2 * min((null <= observed + tolerance).mean(), (null >= observed - tolerance).mean()))
     assert rho == pytest.approx(observed)
     assert p == pytest.approx(expected)
+
+
+def test_table2_shows_the_trained_err_next_to_the_fused_one(tmp_path):
+    """The length policy can train on fewer errors than were fused: Table 2 shows both, the
+    trained value from each run's train_meta.json."""
+    manifest_path, manifest = write_manifest(tmp_path)
+    for e in manifest["evals"]:
+        meta = tmp_path / f"{e['method']}.train_meta.json"
+        meta.write_text(json.dumps({"dataset": {"mean_errors_trained": 0.0 if e["method"] == "rft" else 0.55}}))
+        if "table2" in e["tables"]:
+            e["train_meta"] = str(meta)
+    manifest_path.write_text(json.dumps(manifest))
+    out = tmp_path / "report"
+    assert run_cli(["report", "--manifest", str(manifest_path), "--out-dir", str(out), "--bootstrap-samples",
+                    "50"]) == 0
+    long = pd.read_csv(out / "table2.csv")
+    mine = long[long["source"] == tables.REPRODUCED].set_index(["row", "metric"])["value"]
+    assert mine[("TF(k_max=4, highdiv)", "mean_errors")] == 0.7
+    assert mine[("TF(k_max=4, highdiv)", "mean_errors_trained")] == 0.55
+    assert mine[("Vanilla RFT", "mean_errors_trained")] == 0.0
+    md = (out / "table2.md").read_text()
+    def cells(line: str) -> list[str]:
+        return [cell.strip() for cell in line.strip("|").split("|")]
+
+    header = cells(next(line for line in md.splitlines() if "#Err" in line))
+    row = cells(next(line for line in md.splitlines() if "reproduced" in line and "TF(k_max=4" in line))
+    at = header.index("#Err")
+    assert header[at + 1] == "#Err trained" and row[at:at + 2] == ["0.70", "0.55"]

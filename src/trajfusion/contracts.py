@@ -691,6 +691,7 @@ MANIFEST_SCHEMA = {
                                  "description": "training examples seen at the checkpoint"},
                 "paper_backbone": _text("paper backbone to compare with (default: by alias)", optional=True),
                 "paper_row": _text("Table 2 row this run reproduces", optional=True),
+                "train_meta": _text("the run's `train_meta.json` (Table 2's trained #Err)", optional=True),
             }}},
         "fusion_summaries": {"type": "array", "description": "the fusion summaries (Table 2's #Err)", "items": {
             "type": "object",

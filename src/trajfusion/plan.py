@@ -36,6 +36,7 @@ PATHS = {
     "fusion_summary": f"{RESULTS}/fused/{{teacher}}/{{pool}}/{{variant}}.summary.json",
     "run": f"{RESULTS}/train/{_RUN}",
     "checkpoint": f"{RESULTS}/train/{_RUN}/{{checkpoint}}",
+    "train_meta": f"{RESULTS}/train/{_RUN}/final/train_meta.json",
     "eval": f"{RESULTS}/eval/{_RUN}/{{checkpoint}}/{{bench}}.parquet",
     "report": f"{RESULTS}/report/{{name}}",
 }
@@ -253,7 +254,8 @@ class Plan:
                 "backbone_label": self.config["backbones"][run.backbone].get("label", run.backbone),
                 "data_size": exp.get("data_size", exp["pool"]), "context": exp["context"],
                 "checkpoint": evaluation.checkpoint, "samples_seen": evaluation.samples_seen,
-                "benchmark": evaluation.benchmark, "path": evaluation.path}
+                "benchmark": evaluation.benchmark, "path": evaluation.path,
+                "train_meta": path("train_meta", **run.wildcards())}
 
     def manifest(self) -> dict:
         """The report manifest (trajfusion.report's input) without its run-time provenance."""

@@ -113,6 +113,26 @@ def load_fusion(manifest: dict, source: str):
     return fusion_for
 
 
+def load_trained_errors(source: str):
+    """A lookup from an eval result to the mean #Err its model was trained on (``train_meta.json``
+    of the run; None when the entry names none or the file predates the field)."""
+    cache: dict[str, float | None] = {}
+
+    def trained_errors_for(result) -> float | None:
+        meta_path = result.entry.get("train_meta")
+        if not meta_path:
+            return None
+        if meta_path not in cache:
+            meta = read_json_file(meta_path, f"train metadata ({source}: {result.where})")
+            value = meta.get("dataset", {}).get("mean_errors_trained") if isinstance(meta, dict) else None
+            if value is not None and not isinstance(value, (int, float)):
+                raise InputError(f"{meta_path}: field 'dataset.mean_errors_trained' {value!r} is not a number")
+            cache[meta_path] = None if value is None else float(value)
+        return cache[meta_path]
+
+    return trained_errors_for
+
+
 def load_stats(manifest: dict, source: str) -> list[tuple[str, pd.DataFrame, str]]:
     """(panel title, statistics table, where) per manifest stats entry."""
     out = []
@@ -172,7 +192,7 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
     check_paper_backbones(manifest, paper, source)
     caveat = SMOKE_CAVEAT if manifest["smoke_test"] else None
     results = evaluate_entries(manifest, paper, n_resamples, seed)
-    inputs = tables.Inputs(results, paper, load_fusion(manifest, source))
+    inputs = tables.Inputs(results, paper, load_fusion(manifest, source), load_trained_errors(source))
 
     outputs: dict[str, list[Path]] = {"Tables": [], "Significance": [], "Figures": [], "Metrics": [], "Cost": []}
     for spec in tables.TABLES:

@@ -113,6 +113,7 @@ class Inputs:
     results: list[EvalResult]
     paper: dict
     fusion_for: Callable[[EvalResult], FusionInfo | None] = lambda result: None
+    trained_errors_for: Callable[[EvalResult], float | None] = lambda result: None
     metrics: pd.DataFrame = field(init=False)
     paper_cells: pd.DataFrame = field(init=False)
 
@@ -410,7 +411,7 @@ def table2_paper_row(result: EvalResult, info: FusionInfo | None, spec: dict) ->
 
 def _table2_columns(paper: dict, runs: pd.DataFrame) -> list[Column]:
     labels = {b: paper["benchmarks"][b]["label"] for b in paper["table2"]["benchmarks"]}
-    return [Column("#Err", "mean_errors", "#Err", 2),
+    return [Column("#Err", "mean_errors", "#Err", 2), Column("#Err", "mean_errors_trained", "#Err trained", 2),
             *(cell for b, label in labels.items() for cell in (Column(b, "pass@1", f"{label} Acc"),
                                                                Column(b, "mean_output_tokens", f"{label} Tokens", 0)))]
 
@@ -425,18 +426,24 @@ def _table2_row(runs: pd.DataFrame, inputs: Inputs) -> RowSummary:
                          f"variant {first.entry['variant']!r} (needed for Table 2's #Err)")
     like = table2_paper_row(first, info, inputs.paper["table2"])
     n_err = 0.0 if method == "rft" else info.mean_errors
+    trained = inputs.trained_errors_for(first)
     label = METHOD_LABELS.get(method, method) if method == "rft" or info is None \
         else f"TF(k_max={info.k_max}, {info.strategy})"
     return RowSummary(label, fields={"paper_row": like["label"] if like else None},
                       cells=[{"column": "#Err", "metric": "mean_errors", "value": n_err, "ci_low": math.nan,
+                              "ci_high": math.nan},
+                             {"column": "#Err", "metric": "mean_errors_trained",
+                              "value": math.nan if trained is None else trained, "ci_low": math.nan,
                               "ci_high": math.nan}])
 
 
 TABLE2 = TableSpec(
     name="table2", title="Table 2",
     note="#Err: mean number of fused incorrect trajectories per training example, from the fusion summary (0 for "
-         "vanilla RFT). Acc: Pass@1 of the first sample; Tokens: mean generated tokens over all samples; intervals "
-         "are 95% percentile bootstrap intervals over problems.",
+         "vanilla RFT); #Err trained: the mean the model was trained on, after the length policy removed errors "
+         "from over-long examples (train_meta.json; — when not recorded). Acc: Pass@1 of the first sample; "
+         "Tokens: mean generated tokens over all samples; intervals are 95% percentile bootstrap intervals over "
+         "problems.",
     headers=(("Backbone", "group"), ("Strategy", "label"), ("Variant", "variant")),
     row_fields=("paper_backbone", "backbone", "method", "variant", "data_size", "pool"),
     match_fields=("paper_row",), unmatched_order=("mirror",),

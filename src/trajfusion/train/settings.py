@@ -17,6 +17,7 @@ from trajfusion.settings import Settings, at_least, between, positive, setting
 from trajfusion.train.launch import DEFAULT_MAIN_PROCESS_PORT
 
 PRECISIONS = ("fp32", "bf16")
+LENGTH_POLICIES = ("drop_errors", "truncate")
 LR_SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
 
@@ -62,6 +63,9 @@ class TrainSettings(Settings):
                              choices=PRECISIONS)
     seed: int = setting(help="training seed (data order, dropout)")
     packing: bool = setting(True, help="pack examples into rows of --max-length tokens (padding-free)")
+    length_policy: str = setting("drop_errors", help="an example longer than --max-length: drop_errors removes "
+                                 "its fused errors last-first until it fits (dropped if y* alone does not fit); "
+                                 "truncate cuts its end", choices=LENGTH_POLICIES)
     checkpoints: tuple[int, ...] = setting((), help="comma-separated example counts to save ckpt-{n} at, "
                                            "e.g. '8000,16000'", parse=_example_counts)
     rope_scaling: dict | None = setting(None, help='RoPE scaling as JSON, e.g. \'{"rope_type": "yarn", "factor": '

@@ -251,7 +251,8 @@ def setup_training(job: TrainJob, callbacks: list | None = None) -> TrainingRun:
     output_dir = Path(job.output_dir)
 
     tokenizer = load_tokenizer(job.model)
-    rows, encoding = build_training_rows(examples, template, tokenizer, settings.max_length, source=job.dataset)
+    rows, encoding = build_training_rows(examples, template, tokenizer, settings.max_length, source=job.dataset,
+                                         length_policy=settings.length_policy)
     model = load_model(job.model, settings.rope_scaling, settings.max_length, settings.attn_implementation)
     provenance = {"config_hash": config_hash(settings.provenance()), "versions": library_versions(VERSION_PACKAGES)}
     trainer, progress = _build_trainer(job, model, tokenizer, rows, output_dir, callbacks, provenance)
