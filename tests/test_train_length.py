@@ -87,7 +87,7 @@ def test_over_long_examples_lose_their_last_errors_and_keep_y_star(tokenizer, tm
     phrase = full[examples[0].error_spans[0][0]:examples[0].error_spans[0][1]].rstrip().rsplit("\n", 1)[1]
     assert phrase in text
     meta = stats.as_dict()
-    assert meta["shortened"] == {"errors_removed": 2, "truncated": 0}
+    assert meta["shortened"] == {"fewer_errors": 2, "truncated": 0}
     assert meta["mean_errors_fused"] == 3.0 and meta["mean_errors_trained"] == 1.0
 
 
@@ -147,6 +147,6 @@ def test_train_meta_counts_shortened_and_dropped(tiny_model_dir, tokenizer, tmp_
     assert fits[0] == [] and fits[1] == [0] and fits[2] == [0, 1] and saved["length_policy"] == "drop_errors"
     assert saved["n_used"] == len(kept) and saved["dropped"] == {"prompt_too_long": 0,
                                                                  "correct_too_long": fits.count([])}
-    assert saved["shortened"] == {"errors_removed": len(kept), "truncated": 0}
+    assert saved["shortened"] == {"fewer_errors": len(kept), "truncated": 0}
     assert saved["errors_removed"] == sum(3 - k for k in kept)
     assert saved["mean_errors_trained"] == pytest.approx(sum(kept) / len(kept)) and saved["mean_errors_fused"] == 3.0

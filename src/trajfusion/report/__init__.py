@@ -29,7 +29,8 @@ Manifest (JSON, written by the Snakemake rule; paths relative to the working dir
          "paper_backbone": "llama3_8b",    # compare with this paper backbone (default: match
                                            # backbone or backbone_label against the aliases
                                            # in paper_results.yaml)
-         "paper_row": "TF(HighDiv)"},      # Table 2 row this run reproduces (see below)
+         "paper_row": "TF(HighDiv)",       # Table 2 row this run reproduces (see below)
+         "train_meta": "results/train/.../final/train_meta.json"},  # Table 2's #Err trained
         ...],
       "fusion_summaries": [                # optional; needed for TrajFusion runs in table2
         {"pool": "15k", "teacher": "qwen", "variant": "tf", "path": ".../tf.summary.json",

@@ -96,7 +96,7 @@ class EncodingStats:
             "length_policy": self.length_policy,
             "n_examples": self.n_examples,
             "n_used": self.n_used,
-            "shortened": {"errors_removed": self.n_shortened, "truncated": self.n_truncated},
+            "shortened": {"fewer_errors": self.n_shortened, "truncated": self.n_truncated},
             "dropped": {PROMPT_TOO_LONG: self.n_dropped_prompt_too_long,
                         CORRECT_TOO_LONG: self.n_dropped_correct_too_long},
             "errors_removed": self.errors_removed,
