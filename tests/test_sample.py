@@ -67,20 +67,40 @@ def sampled(tiny_model_dir, tmp_path_factory):
 
 def test_shards_follow_the_contract(sampled):
     ids = sorted(pd.read_parquet(sampled["pool"])["problem_id"])
+    # Batch size 2: blocks of two sorted problems, dealt to the 2 shards in turn.
+    held = {0: ids[0:2] + ids[4:6], 1: ids[2:4]}
     for index, path in enumerate(sampled["shards"]):
         shard = pd.read_parquet(path)
         assert list(shard.columns) == SHARD_COLUMNS
-        assert shard["problem_id"].tolist() == [pid for pid in ids[index::2] for _ in range(2)]
-        assert shard["sample_idx"].tolist() == [0, 1] * 3
+        assert shard["problem_id"].tolist() == [pid for pid in held[index] for _ in range(2)]
+        assert shard["sample_idx"].tolist() == [0, 1] * len(held[index])
         assert set(shard["finish_reason"]) <= {"stop", "length"}
         assert (shard["n_tokens"].between(1, 4)).all()
         assert set(shard["teacher"]) == {"tiny"}
-        assert set(shard["seed"]) == {derive_seed(13, index)}
+        assert set(shard["seed"]) == {13}
+
+
+@pytest.mark.parametrize("num_shards", [1, 3])
+def test_merged_samples_do_not_depend_on_the_shard_count(sampled, tiny_model_dir, tmp_path, num_shards):
+    shards = [tmp_path / f"shard-{i}.parquet" for i in range(num_shards)]
+    for index, shard in enumerate(shards):
+        assert cli.main(sample_argv(sampled["pool"], tiny_model_dir, index, shard, num_shards=num_shards)) == 0
+    assert cli.main(merge_argv(sampled["pool"], shards, tmp_path / "merged.parquet")) == 0
+    assert (tmp_path / "merged.parquet").read_bytes() == sampled["merged"].read_bytes()
+
+
+def test_merge_refuses_shards_sampled_differently(sampled, tiny_model_dir, tmp_path, capsys):
+    other = tmp_path / "shard-1.parquet"
+    assert cli.main(sample_argv(sampled["pool"], tiny_model_dir, 1, other, top_p=0.9)) == 0
+    assert cli.main(merge_argv(sampled["pool"], [sampled["shards"][0], other], tmp_path / "m.parquet")) == 2
+    assert (f"{other}: sampled with top_p=0.9, but {sampled['shards'][0]} with top_p=0.95; all shards of a pool "
+            "must share the sampling settings") in capsys.readouterr().err
 
 
 def test_shard_metadata_records_settings_without_paths(sampled):
     meta = read_parquet_metadata(sampled["shards"][1])
     assert meta["settings"]["shard"] == 1 and meta["settings"]["k"] == 2 and meta["settings"]["top_p"] == 0.95
+    assert meta["settings"]["block"] == 2
     assert not {"pool", "model", "output"} & set(meta["settings"])
     assert len(meta["config_hash"]) == 16 and "torch" in meta["versions"]
 
@@ -107,7 +127,7 @@ def test_rerunning_a_shard_is_byte_identical(sampled, tiny_model_dir, tmp_path):
 def test_merge_names_the_missing_shard(sampled, tmp_path, capsys):
     assert cli.main(merge_argv(sampled["pool"], sampled["shards"][:1], tmp_path / "m.parquet")) == 2
     err = capsys.readouterr().err
-    assert "3 of 6 pool problems do not have K=2 samples" in err
+    assert "2 of 6 pool problems do not have K=2 samples" in err
     assert "shard 1 of 2, which is missing from --inputs" in err
     assert not (tmp_path / "m.parquet").exists()
 
@@ -127,16 +147,16 @@ def test_merge_rejects_wrong_k_and_foreign_problems(sampled, tmp_path, capsys):
     pd.read_parquet(sampled["pool"]).query("problem_id != 'toy/005'").to_parquet(small_pool)
     assert cli.main(merge_argv(small_pool, sampled["shards"], tmp_path / "m.parquet")) == 2
     err = capsys.readouterr().err
-    assert "problem_id 'toy/005' is not in the pool" in err and "shard-1.parquet" in err
+    assert "problem_id 'toy/005' is not in the pool" in err and "shard-0.parquet" in err
 
 
 def test_merge_rejects_bad_field_with_file_row_and_field(sampled, tmp_path, capsys):
     bad = tmp_path / "bad.parquet"
     shard = pd.read_parquet(sampled["shards"][1])
-    shard.loc[4, "finish_reason"] = "abort"
+    shard.loc[3, "finish_reason"] = "abort"
     shard.to_parquet(bad, index=False)
     assert cli.main(merge_argv(sampled["pool"], [sampled["shards"][0], bad], tmp_path / "m.parquet")) == 2
-    assert (f"{bad}: record 5 (problem_id='toy/005', sample_idx=0): field 'finish_reason' must be one of "
+    assert (f"{bad}: record 4 (problem_id='toy/003', sample_idx=1): field 'finish_reason' must be one of "
             "['stop', 'length'], got 'abort'") in capsys.readouterr().err
 
 
@@ -179,9 +199,9 @@ def test_sample_with_vllm_backend_passes_engine_flags(monkeypatch, tiny_model_di
     assert fake.init_kwargs == {"model": str(tiny_model_dir), "tensor_parallel_size": 4, "max_model_len": 8192,
                                 "seed": 13, "dtype": "bfloat16", "gpu_memory_utilization": 0.85,
                                 "trust_remote_code": False}
-    assert len(fake.calls) == 1 and fake.calls[0]["params"].n == 4
-    assert fake.calls[0]["params"].max_tokens == 4096
-    assert fake.calls[0]["params"].seed == derive_seed(derive_seed(13, 0), 0)
+    assert len(fake.calls) == 1 and {params.n for params in fake.calls[0]["params"]} == {4}
+    assert {params.max_tokens for params in fake.calls[0]["params"]} == {4096}
+    assert [params.seed for params in fake.calls[0]["params"]] == [derive_seed(13, f"toy/{i:03d}") for i in range(3)]
     shard = pd.read_parquet(output)
     assert shard["response"].tolist()[:5] == ["req0-s0", "req0-s1", "req0-s2", "req0-s3", "req1-s0"]
     assert shard["n_tokens"].tolist()[:4] == [2, 3, 4, 5]

@@ -29,7 +29,7 @@ def generate_samples(backend, bench: pd.DataFrame, template_name: str, n: int, t
     prompts = [template.render_prompt(problem, tokenizer) for problem in bench["problem"]]
     log.info("generating %d x %d samples", len(prompts), n)
     outputs = backend.generate(prompts, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                               seed=seed)
+                               seed=seed, keys=bench["problem_id"].tolist())
     if len(outputs) != len(prompts) or any(len(c) != n for c in outputs):
         raise RuntimeError(f"backend returned {[len(c) for c in outputs][:5]}... completions for "
                            f"{len(prompts)} prompts x {n} samples")
