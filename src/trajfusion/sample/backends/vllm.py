@@ -2,9 +2,10 @@
 
 Each batch goes to vLLM in a single call with one ``SamplingParams(n=n, seed=...)`` per
 request, so a prompt's samples follow its own seed whatever the batch holds (up to the
-numerics of batched kernels) and the n samples of a prompt share its prefix in the KV cache. Prompts are passed as token ids encoded exactly
-as the hf backend encodes them (``trajfusion.templates.encode_prompts``), so both backends
-see the same input. vLLM is imported only when this backend is constructed.
+numerics of batched kernels) and the n samples of a prompt share its prefix in the KV cache.
+Prompts are passed as token ids encoded exactly as the hf backend encodes them
+(``trajfusion.templates.encode_prompts``), so both backends see the same input. vLLM is
+imported only when this backend is constructed.
 """
 
 from __future__ import annotations
