@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
@@ -15,7 +16,8 @@ from test_generation import FakeVLLM, one_torch_thread  # noqa: F401  (autouse f
 from trajfusion import cli
 from trajfusion.io import read_parquet_metadata
 from trajfusion.sample import MERGED_COLUMNS, SHARD_COLUMNS
-from trajfusion.sample.backends import derive_seed
+from trajfusion.sample.backends import Completion, derive_seed
+from trajfusion.sample.partial import PartialBatches, partial_path
 
 # The CLI imports every stage module; only the sampling stage is needed (and guaranteed) here.
 RUNNER = ("import sys, trajfusion.cli as c; c.STAGE_MODULES = ('sample',); "
@@ -224,7 +226,7 @@ def _wait_for(path: Path, needle: str, process: subprocess.Popen, timeout: float
 
 
 @pytest.mark.slow
-def test_killed_job_leaves_no_output_and_rerun_matches(tiny_model_dir, tmp_path):
+def test_killed_job_leaves_no_output_and_rerun_matches(tiny_model_dir, tmp_path, caplog):
     pool = make_pool(tmp_path / "pool.parquet", 3)  # shard 0 of 2 holds two problems
 
     def argv(shard: int, output: Path) -> list[str]:
@@ -247,12 +249,55 @@ def test_killed_job_leaves_no_output_and_rerun_matches(tiny_model_dir, tmp_path)
     assert process.returncode == -signal.SIGKILL
     assert not target.exists()
     assert list(killed_dir.glob("*.parquet")) == []
+    # The completed first batch waits in the partial file beside the output: header + 1 batch.
+    assert len(partial_path(target).read_text().splitlines()) == 2
 
-    # Rerun the killed shard, run the other one, merge; compare with an uninterrupted run.
+    # Rerun the killed shard (it resumes), run the other one, merge; compare with an uninterrupted run.
     for directory in (killed_dir, reference_dir):
         shards = [directory / f"shard-{i}.parquet" for i in (0, 1)]
-        for index, shard in enumerate(shards):
-            assert cli.main(argv(index, shard)) == 0
+        with caplog.at_level(logging.INFO, logger="trajfusion.sample.partial"):
+            caplog.clear()
+            assert cli.main(argv(0, shards[0])) == 0
+        resumed = "resuming with 1 completed batch(es)" in caplog.text
+        assert resumed == (directory == killed_dir)
+        assert cli.main(argv(1, shards[1])) == 0
         assert sorted(p.name for p in directory.iterdir()) == ["shard-0.parquet", "shard-1.parquet"]
         assert cli.main(merge_argv(pool, shards, directory / "merged.parquet")) == 0
     assert (killed_dir / "merged.parquet").read_bytes() == (reference_dir / "merged.parquet").read_bytes()
+
+
+def _completions(*texts: str) -> list[Completion]:
+    return [Completion(text, n_tokens=len(text), finish_reason="stop") for text in texts]
+
+
+def test_partial_batches_survive_a_cut_line_and_refuse_another_job(tmp_path):
+    output = tmp_path / "shard-0.parquet"
+    first = PartialBatches(output, {"settings": {"seed": 1}})
+    first.record(["p/0", "p/1"], [_completions("a", "b"), _completions("c", "d")])
+    first.record(["p/2"], [_completions("e \u00e9", "f")])
+    first._file.close()
+    path = partial_path(output)
+    whole = path.read_bytes()
+    path.write_bytes(whole + b'{"keys": ["p/3"], "groups": [[["g"')  # the kill cut this batch's line
+    again = PartialBatches(output, {"settings": {"seed": 1}})
+    assert again.done == {("p/0", "p/1"): [_completions("a", "b"), _completions("c", "d")],
+                          ("p/2",): [_completions("e \u00e9", "f")]}
+    assert path.read_bytes() == whole  # the cut line is gone; new batches append after the good ones
+    other = PartialBatches(output, {"settings": {"seed": 2}})  # other settings: the old work is not theirs
+    assert other.done == {} and not path.exists()
+    other.record(["p/0"], [_completions("x")])
+    other.remove()
+    assert not path.exists()
+
+
+def test_sample_removes_its_partial_file_and_ignores_a_stale_one(tiny_model_dir, tmp_path):
+    pool = make_pool(tmp_path / "pool.parquet", 3)
+    reference = tmp_path / "reference.parquet"
+    assert cli.main(sample_argv(pool, tiny_model_dir, 0, reference, batch_size=1)) == 0
+    assert not partial_path(reference).exists()
+    output = tmp_path / "out.parquet"
+    stale = PartialBatches(output, {"settings": "another job"})
+    stale.record(["toy/000"], [_completions("stale", "stale")])
+    stale._file.close()
+    assert cli.main(sample_argv(pool, tiny_model_dir, 0, output, batch_size=1)) == 0
+    assert output.read_bytes() == reference.read_bytes() and not partial_path(output).exists()

@@ -2,7 +2,8 @@
 
 The settings come from ``trajfusion.sample.settings`` (flags and ``--settings JSON``); paths
 and the shard index are plain flags. ``sample`` writes its shard atomically, so a killed job
-leaves no output and Snakemake simply reruns that shard.
+leaves no output; its completed batches stay in ``<output>.partial.jsonl``
+(``trajfusion.sample.partial``) and the rerun resumes from them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from trajfusion.contracts import MERGED_SAMPLES, SAMPLE_SHARD, write
 from trajfusion.io import InputError, artifact_metadata, sha256_file
 from trajfusion.sample.backends import Completion, load_backend
+from trajfusion.sample.partial import PartialBatches, job_fingerprint
 from trajfusion.sample.settings import MergeSettings, SampleSettings
 from trajfusion.sample.shards import (
     MERGE_POOL_COLUMNS,
@@ -69,22 +71,24 @@ def run_sample(args: argparse.Namespace) -> None:
     rows = shard_rows(read_pool(args.pool, SAMPLE_POOL_COLUMNS), settings.num_shards, args.shard, block)
     log.info("shard %d/%d (blocks of %d problems): %d problems x %d samples, seed %d", args.shard,
              settings.num_shards, block, len(rows), settings.k, settings.seed)
-    groups = _generate(settings, args.model, template, rows) if len(rows) else []
+    provenance = {**settings.provenance(), "shard": args.shard, "block": block}
+    partial = PartialBatches(args.output, job_fingerprint(provenance, [args.pool], args.model))
+    groups = _generate(settings, args.model, template, rows, partial) if len(rows) else []
     frame = shard_frame(rows["problem_id"].tolist(), groups, settings.teacher, settings.seed)
     # The shard index and block are recorded beside the settings: merge-samples checks that the
     # shards were sampled alike and names a shard lacking samples by them.
-    write(frame, args.output, SAMPLE_SHARD,
-          _metadata({**settings.provenance(), "shard": args.shard, "block": block}))
+    write(frame, args.output, SAMPLE_SHARD, _metadata(provenance))
+    partial.remove()
     log.info("wrote %d samples to %s", len(frame), args.output)
 
 
-def _generate(settings: SampleSettings, model: str, template, rows) -> list[list[Completion]]:
+def _generate(settings: SampleSettings, model: str, template, rows, partial: PartialBatches) -> list[list[Completion]]:
     backend = load_backend(settings.backend, model, **settings.backend_options())
     try:
         prompts = [template.render_prompt(problem, backend.tokenizer) for problem in rows["problem"]]
         return backend.generate(prompts, n=settings.k, temperature=settings.temperature, top_p=settings.top_p,
                                 max_new_tokens=settings.max_new_tokens, seed=settings.seed,
-                                keys=rows["problem_id"].tolist())
+                                keys=rows["problem_id"].tolist(), partial=partial)
     finally:
         backend.close()
 

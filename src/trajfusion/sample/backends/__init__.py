@@ -84,7 +84,10 @@ class BatchedBackend(abc.ABC):
     progress: bool = True
 
     def generate(self, prompts: list[str], n: int, temperature: float, top_p: float,
-                 max_new_tokens: int, seed: int, keys: list[str] | None = None) -> list[list[Completion]]:
+                 max_new_tokens: int, seed: int, keys: list[str] | None = None,
+                 partial=None) -> list[list[Completion]]:
+        """The n completions of each prompt. ``partial`` (``trajfusion.sample.partial.PartialBatches``)
+        supplies batches completed by an earlier, killed run and records each new one."""
         from tqdm.auto import tqdm
 
         check_sampling_args(prompts, n, temperature, top_p, max_new_tokens)
@@ -97,11 +100,15 @@ class BatchedBackend(abc.ABC):
         started = time.perf_counter()
         with tqdm(total=len(prompts), unit="problem", desc="sampling", disable=not self.progress) as bar:
             encoded = encode_prompts(self.tokenizer, prompts)
-            for batch, batch_seeds in zip(batches(encoded, self.batch_size), batches(seeds, self.batch_size),
-                                          strict=True):
-                groups = self._generate_batch(batch, n, temperature, top_p, max_new_tokens, batch_seeds)
+            chunks = (batches(items, self.batch_size) for items in (encoded, seeds, keys))
+            for batch, batch_seeds, batch_keys in zip(*chunks, strict=True):
+                groups = partial.done.get(tuple(batch_keys)) if partial is not None else None
+                if groups is None:
+                    groups = self._generate_batch(batch, n, temperature, top_p, max_new_tokens, batch_seeds)
+                    generated_tokens += sum(c.n_tokens for group in groups for c in group)
+                    if partial is not None:
+                        partial.record(batch_keys, groups)
                 results.extend(groups)
-                generated_tokens += sum(c.n_tokens for group in groups for c in group)
                 bar.update(len(batch))
                 bar.set_postfix(tok_s=f"{generated_tokens / (time.perf_counter() - started):.1f}")
         return results
