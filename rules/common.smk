@@ -131,8 +131,24 @@ def check_references(cfg):
             )
 
 
+def check_training_profiles(cfg):
+    """Each training profile's settings, checked as the train command will check them (e.g. a
+    dense attention mask over long packed rows), so a bad profile fails before any job.
+    """
+    from trajfusion.io import InputError
+    from trajfusion.train.settings import TrainSettings
+
+    for profile in cfg["training_profiles"]:
+        settings = TrainSettings.pick(profile_settings(cfg, profile))
+        try:
+            TrainSettings.from_dict({**settings, "template": "-", "seed": cfg["seed"]})
+        except InputError as exc:
+            _fail(f"training_profiles.{profile}", str(exc))
+
+
 check_references(config)
 PLAN = Plan.from_config(config)
+check_training_profiles(config)
 
 
 # ---- stage code, tracked by content ----------------------------------------------------

@@ -160,3 +160,37 @@ def test_every_file_a_rule_reads_is_an_input(tmp_path):
     assert not any("zero1.json" in job["input"] for job in by_rule["train_embedded_long"])
     for rule in ("build_pool", "prepare_benchmark", "report_manifest"):
         assert all(job["input"].endswith("data/SHA256SUMS") for job in by_rule[rule]), rule
+
+
+def test_dense_attention_mask_over_long_packed_rows_is_refused_before_any_job(tmp_path):
+    config = load("paper.yaml")
+    config["training"]["attn_implementation"] = "sdpa"  # 8 rows x 4,096 tokens packed into one
+    result = dry_run(tmp_path, config)
+    assert result.returncode != 0
+    assert ("': --attn-implementation sdpa with --packing attends "
+            "through a dense mask over each packed row of --per-device-batch-size x --max-length = 8 x 4096 = "
+            "32768 tokens") in result.stdout + result.stderr
+    assert "config error at 'training_profiles.base-1" in result.stdout + result.stderr  # the first profile
+    assert "Job stats" not in result.stdout
+
+
+def _gpu_memory_gb(params: float, layers: int, hidden: int, vocab: int, row_tokens: int, gpus: int) -> float:
+    """The per-GPU estimate of config/paper.yaml's qwen-32k comment (bf16, ZeRO-1, gradient checkpointing)."""
+    states = 2 * params + 2 * params + 12 * params / gpus  # weights, gradients, sharded fp32 master + Adam
+    activations = layers * row_tokens * hidden * 2 + 5e9 + 2 * row_tokens * vocab * 2  # checkpoints, one layer, logits
+    return (states + activations) / 1e9
+
+
+def test_paper_profiles_keep_the_global_batch_and_the_32k_profile_fits_80_gb():
+    config = load("paper.yaml")
+    for name, profile in config["training_profiles"].items():
+        settings = {**config["training"], **profile}
+        assert settings["per_device_batch_size"] * settings["grad_accum"] * settings["num_gpus"] == 64, name
+    long = {**config["training"], **config["training_profiles"]["qwen-32k"]}
+    assert long["attn_implementation"] == "flash_attention_2" and long["gradient_checkpointing"]
+    assert long["per_device_batch_size"] == 1 and long["max_length"] == 32768
+    estimate = _gpu_memory_gb(7.6e9, 28, 3584, 152_064, long["per_device_batch_size"] * long["max_length"],
+                              long["num_gpus"])
+    assert 70 < estimate < 80  # the comment's ~74 GB
+    # Two packed rows per device would not fit: the reason for one row and 8 accumulation steps.
+    assert _gpu_memory_gb(7.6e9, 28, 3584, 152_064, 2 * long["max_length"], long["num_gpus"]) > 80

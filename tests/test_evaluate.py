@@ -99,7 +99,7 @@ class ScriptedBackend:
         self.tokenizer = None
         ScriptedBackend.calls.append(("init", str(model_dir), options))
 
-    def generate(self, prompts, n, temperature, top_p, max_new_tokens, seed):
+    def generate(self, prompts, n, temperature, top_p, max_new_tokens, seed, keys=None, partial=None):
         ScriptedBackend.calls.append(("generate", len(prompts), n, temperature, top_p, max_new_tokens, seed))
         out = []
         for prompt in prompts:

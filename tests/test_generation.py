@@ -217,12 +217,15 @@ class FakeVLLM:
         return types.SimpleNamespace(generate=self._generate)
 
     def _generate(self, prompts, sampling_params, use_tqdm=True):
+        # vLLM takes one SamplingParams for all prompts or a list with one per prompt.
         self.calls.append({"prompts": prompts, "params": sampling_params, "use_tqdm": use_tqdm})
+        per_prompt = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(prompts)
+        assert len(per_prompt) == len(prompts)
         outputs = []
-        for prompt in prompts:
+        for prompt, params in zip(prompts, per_prompt):
             samples = [types.SimpleNamespace(index=j, text=f"req{self.requests}-s{j}", token_ids=list(range(j + 2)),
                                              finish_reason=self.finish_reasons[j % len(self.finish_reasons)])
-                       for j in reversed(range(sampling_params.n))]
+                       for j in reversed(range(params.n))]
             outputs.append(types.SimpleNamespace(prompt_token_ids=prompt["prompt_token_ids"], outputs=samples))
             self.requests += 1
         return outputs
@@ -252,12 +255,25 @@ def test_vllm_backend_one_call_per_batch_with_n_samples(fake_vllm, tiny_model_di
     expected_ids = encode_prompts(backend.tokenizer, prompts)
     sent = [p["prompt_token_ids"] for call in fake_vllm.calls for p in call["prompts"]]
     assert sent == expected_ids
-    for index, call in enumerate(fake_vllm.calls):
-        assert vars(call["params"]) == {"n": 4, "temperature": 0.7, "top_p": 0.95, "max_tokens": 64,
-                                        "seed": derive_seed(9, index)}
+    # One SamplingParams per request, seeded from (seed, the prompt's key: here its position).
+    sent_params = [vars(params) for call in fake_vllm.calls for params in call["params"]]
+    assert sent_params == [{"n": 4, "temperature": 0.7, "top_p": 0.95, "max_tokens": 64, "seed": derive_seed(9, i)}
+                           for i in range(5)]
     assert [[c.text for c in group] for group in results] == [[f"req{i}-s{j}" for j in range(4)] for i in range(5)]
     assert [c.n_tokens for c in results[0]] == [2, 3, 4, 5]  # len(token_ids)
     assert [c.finish_reason for c in results[0]] == ["length", "stop", "length", "stop"]
+
+
+def test_vllm_request_seeds_follow_the_keys_not_the_batch(fake_vllm, tiny_model_dir):
+    keys = ["p/3", "p/1", "p/7"]
+    whole = load_backend("vllm", tiny_model_dir, progress=False)
+    whole.generate(["a", "b", "c"], n=2, temperature=0.7, top_p=0.95, max_new_tokens=8, seed=4, keys=keys)
+    split = load_backend("vllm", tiny_model_dir, batch_size=1, progress=False)
+    split.generate(["c"], n=2, temperature=0.7, top_p=0.95, max_new_tokens=8, seed=4, keys=keys[2:])
+    seeds = [[params.seed for params in call["params"]] for call in fake_vllm.calls]
+    assert seeds == [[derive_seed(4, key) for key in keys], [derive_seed(4, "p/7")]]
+    with pytest.raises(InputError, match="2 keys for 3 prompts"):
+        whole.generate(["a", "b", "c"], n=2, temperature=0.7, top_p=0.95, max_new_tokens=8, seed=4, keys=keys[:2])
 
 
 def test_vllm_backend_without_batch_size_sends_everything_at_once(fake_vllm, tiny_model_dir):

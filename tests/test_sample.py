@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import subprocess
 import sys
@@ -15,7 +16,8 @@ from test_generation import FakeVLLM, one_torch_thread  # noqa: F401  (autouse f
 from trajfusion import cli
 from trajfusion.io import read_parquet_metadata
 from trajfusion.sample import MERGED_COLUMNS, SHARD_COLUMNS
-from trajfusion.sample.backends import derive_seed
+from trajfusion.sample.backends import Completion, derive_seed
+from trajfusion.sample.partial import PartialBatches, partial_path
 
 # The CLI imports every stage module; only the sampling stage is needed (and guaranteed) here.
 RUNNER = ("import sys, trajfusion.cli as c; c.STAGE_MODULES = ('sample',); "
@@ -67,20 +69,40 @@ def sampled(tiny_model_dir, tmp_path_factory):
 
 def test_shards_follow_the_contract(sampled):
     ids = sorted(pd.read_parquet(sampled["pool"])["problem_id"])
+    # Batch size 2: blocks of two sorted problems, dealt to the 2 shards in turn.
+    held = {0: ids[0:2] + ids[4:6], 1: ids[2:4]}
     for index, path in enumerate(sampled["shards"]):
         shard = pd.read_parquet(path)
         assert list(shard.columns) == SHARD_COLUMNS
-        assert shard["problem_id"].tolist() == [pid for pid in ids[index::2] for _ in range(2)]
-        assert shard["sample_idx"].tolist() == [0, 1] * 3
+        assert shard["problem_id"].tolist() == [pid for pid in held[index] for _ in range(2)]
+        assert shard["sample_idx"].tolist() == [0, 1] * len(held[index])
         assert set(shard["finish_reason"]) <= {"stop", "length"}
         assert (shard["n_tokens"].between(1, 4)).all()
         assert set(shard["teacher"]) == {"tiny"}
-        assert set(shard["seed"]) == {derive_seed(13, index)}
+        assert set(shard["seed"]) == {13}
+
+
+@pytest.mark.parametrize("num_shards", [1, 3])
+def test_merged_samples_do_not_depend_on_the_shard_count(sampled, tiny_model_dir, tmp_path, num_shards):
+    shards = [tmp_path / f"shard-{i}.parquet" for i in range(num_shards)]
+    for index, shard in enumerate(shards):
+        assert cli.main(sample_argv(sampled["pool"], tiny_model_dir, index, shard, num_shards=num_shards)) == 0
+    assert cli.main(merge_argv(sampled["pool"], shards, tmp_path / "merged.parquet")) == 0
+    assert (tmp_path / "merged.parquet").read_bytes() == sampled["merged"].read_bytes()
+
+
+def test_merge_refuses_shards_sampled_differently(sampled, tiny_model_dir, tmp_path, capsys):
+    other = tmp_path / "shard-1.parquet"
+    assert cli.main(sample_argv(sampled["pool"], tiny_model_dir, 1, other, top_p=0.9)) == 0
+    assert cli.main(merge_argv(sampled["pool"], [sampled["shards"][0], other], tmp_path / "m.parquet")) == 2
+    assert (f"{other}: sampled with top_p=0.9, but {sampled['shards'][0]} with top_p=0.95; all shards of a pool "
+            "must share the sampling settings") in capsys.readouterr().err
 
 
 def test_shard_metadata_records_settings_without_paths(sampled):
     meta = read_parquet_metadata(sampled["shards"][1])
     assert meta["settings"]["shard"] == 1 and meta["settings"]["k"] == 2 and meta["settings"]["top_p"] == 0.95
+    assert meta["settings"]["block"] == 2
     assert not {"pool", "model", "output"} & set(meta["settings"])
     assert len(meta["config_hash"]) == 16 and "torch" in meta["versions"]
 
@@ -107,7 +129,7 @@ def test_rerunning_a_shard_is_byte_identical(sampled, tiny_model_dir, tmp_path):
 def test_merge_names_the_missing_shard(sampled, tmp_path, capsys):
     assert cli.main(merge_argv(sampled["pool"], sampled["shards"][:1], tmp_path / "m.parquet")) == 2
     err = capsys.readouterr().err
-    assert "3 of 6 pool problems do not have K=2 samples" in err
+    assert "2 of 6 pool problems do not have K=2 samples" in err
     assert "shard 1 of 2, which is missing from --inputs" in err
     assert not (tmp_path / "m.parquet").exists()
 
@@ -127,16 +149,16 @@ def test_merge_rejects_wrong_k_and_foreign_problems(sampled, tmp_path, capsys):
     pd.read_parquet(sampled["pool"]).query("problem_id != 'toy/005'").to_parquet(small_pool)
     assert cli.main(merge_argv(small_pool, sampled["shards"], tmp_path / "m.parquet")) == 2
     err = capsys.readouterr().err
-    assert "problem_id 'toy/005' is not in the pool" in err and "shard-1.parquet" in err
+    assert "problem_id 'toy/005' is not in the pool" in err and "shard-0.parquet" in err
 
 
 def test_merge_rejects_bad_field_with_file_row_and_field(sampled, tmp_path, capsys):
     bad = tmp_path / "bad.parquet"
     shard = pd.read_parquet(sampled["shards"][1])
-    shard.loc[4, "finish_reason"] = "abort"
+    shard.loc[3, "finish_reason"] = "abort"
     shard.to_parquet(bad, index=False)
     assert cli.main(merge_argv(sampled["pool"], [sampled["shards"][0], bad], tmp_path / "m.parquet")) == 2
-    assert (f"{bad}: record 5 (problem_id='toy/005', sample_idx=0): field 'finish_reason' must be one of "
+    assert (f"{bad}: record 4 (problem_id='toy/003', sample_idx=1): field 'finish_reason' must be one of "
             "['stop', 'length'], got 'abort'") in capsys.readouterr().err
 
 
@@ -179,9 +201,9 @@ def test_sample_with_vllm_backend_passes_engine_flags(monkeypatch, tiny_model_di
     assert fake.init_kwargs == {"model": str(tiny_model_dir), "tensor_parallel_size": 4, "max_model_len": 8192,
                                 "seed": 13, "dtype": "bfloat16", "gpu_memory_utilization": 0.85,
                                 "trust_remote_code": False}
-    assert len(fake.calls) == 1 and fake.calls[0]["params"].n == 4
-    assert fake.calls[0]["params"].max_tokens == 4096
-    assert fake.calls[0]["params"].seed == derive_seed(derive_seed(13, 0), 0)
+    assert len(fake.calls) == 1 and {params.n for params in fake.calls[0]["params"]} == {4}
+    assert {params.max_tokens for params in fake.calls[0]["params"]} == {4096}
+    assert [params.seed for params in fake.calls[0]["params"]] == [derive_seed(13, f"toy/{i:03d}") for i in range(3)]
     shard = pd.read_parquet(output)
     assert shard["response"].tolist()[:5] == ["req0-s0", "req0-s1", "req0-s2", "req0-s3", "req1-s0"]
     assert shard["n_tokens"].tolist()[:4] == [2, 3, 4, 5]
@@ -204,7 +226,7 @@ def _wait_for(path: Path, needle: str, process: subprocess.Popen, timeout: float
 
 
 @pytest.mark.slow
-def test_killed_job_leaves_no_output_and_rerun_matches(tiny_model_dir, tmp_path):
+def test_killed_job_leaves_no_output_and_rerun_matches(tiny_model_dir, tmp_path, caplog):
     pool = make_pool(tmp_path / "pool.parquet", 3)  # shard 0 of 2 holds two problems
 
     def argv(shard: int, output: Path) -> list[str]:
@@ -227,12 +249,55 @@ def test_killed_job_leaves_no_output_and_rerun_matches(tiny_model_dir, tmp_path)
     assert process.returncode == -signal.SIGKILL
     assert not target.exists()
     assert list(killed_dir.glob("*.parquet")) == []
+    # The completed first batch waits in the partial file beside the output: header + 1 batch.
+    assert len(partial_path(target).read_text().splitlines()) == 2
 
-    # Rerun the killed shard, run the other one, merge; compare with an uninterrupted run.
+    # Rerun the killed shard (it resumes), run the other one, merge; compare with an uninterrupted run.
     for directory in (killed_dir, reference_dir):
         shards = [directory / f"shard-{i}.parquet" for i in (0, 1)]
-        for index, shard in enumerate(shards):
-            assert cli.main(argv(index, shard)) == 0
+        with caplog.at_level(logging.INFO, logger="trajfusion.sample.partial"):
+            caplog.clear()
+            assert cli.main(argv(0, shards[0])) == 0
+        resumed = "resuming with 1 completed batch(es)" in caplog.text
+        assert resumed == (directory == killed_dir)
+        assert cli.main(argv(1, shards[1])) == 0
         assert sorted(p.name for p in directory.iterdir()) == ["shard-0.parquet", "shard-1.parquet"]
         assert cli.main(merge_argv(pool, shards, directory / "merged.parquet")) == 0
     assert (killed_dir / "merged.parquet").read_bytes() == (reference_dir / "merged.parquet").read_bytes()
+
+
+def _completions(*texts: str) -> list[Completion]:
+    return [Completion(text, n_tokens=len(text), finish_reason="stop") for text in texts]
+
+
+def test_partial_batches_survive_a_cut_line_and_refuse_another_job(tmp_path):
+    output = tmp_path / "shard-0.parquet"
+    first = PartialBatches(output, {"settings": {"seed": 1}})
+    first.record(["p/0", "p/1"], [_completions("a", "b"), _completions("c", "d")])
+    first.record(["p/2"], [_completions("e \u00e9", "f")])
+    first._file.close()
+    path = partial_path(output)
+    whole = path.read_bytes()
+    path.write_bytes(whole + b'{"keys": ["p/3"], "groups": [[["g"')  # the kill cut this batch's line
+    again = PartialBatches(output, {"settings": {"seed": 1}})
+    assert again.done == {("p/0", "p/1"): [_completions("a", "b"), _completions("c", "d")],
+                          ("p/2",): [_completions("e \u00e9", "f")]}
+    assert path.read_bytes() == whole  # the cut line is gone; new batches append after the good ones
+    other = PartialBatches(output, {"settings": {"seed": 2}})  # other settings: the old work is not theirs
+    assert other.done == {} and not path.exists()
+    other.record(["p/0"], [_completions("x")])
+    other.remove()
+    assert not path.exists()
+
+
+def test_sample_removes_its_partial_file_and_ignores_a_stale_one(tiny_model_dir, tmp_path):
+    pool = make_pool(tmp_path / "pool.parquet", 3)
+    reference = tmp_path / "reference.parquet"
+    assert cli.main(sample_argv(pool, tiny_model_dir, 0, reference, batch_size=1)) == 0
+    assert not partial_path(reference).exists()
+    output = tmp_path / "out.parquet"
+    stale = PartialBatches(output, {"settings": "another job"})
+    stale.record(["toy/000"], [_completions("stale", "stale")])
+    stale._file.close()
+    assert cli.main(sample_argv(pool, tiny_model_dir, 0, output, batch_size=1)) == 0
+    assert output.read_bytes() == reference.read_bytes() and not partial_path(output).exists()

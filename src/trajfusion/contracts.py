@@ -517,7 +517,7 @@ SAMPLE_SHARD = Contract(
     "sample shard", "One shard of K teacher samples per problem; a shard of an empty slice of the pool has no rows.",
     (_PROBLEM_ID, _SAMPLE_IDX, _RESPONSE, _N_TOKENS, _FINISH,
      Column("teacher", "str", "teacher name"),
-     Column("seed", "int64", "the shard's seed, derived from the base seed and the shard index")),
+     Column("seed", "int64", "the base seed; a problem's samples are seeded from (seed, problem_id)")),
     key=("problem_id", "sample_idx"), empty_ok=True, rules=(SAMPLES_RULE, TEACHER_RULE), produced_by="`sample`")
 
 MERGED_SAMPLES = Contract(

@@ -3,7 +3,8 @@
 Kills (SIGKILL). After each, no partial file passes for output, finished work is kept, and
 the rerun gives the bytes of an uninterrupted run:
 
-- a sampling shard: tests/test_sample.py::test_killed_job_leaves_no_output_and_rerun_matches;
+- a sampling shard: tests/test_sample.py::test_killed_job_leaves_no_output_and_rerun_matches
+  (the command resumes from the batches in its partial file), and here through Snakemake;
 - training: tests/test_train.py::test_killed_run_resumes_from_its_last_checkpoint (the run
   resumes from its last trainer checkpoint; weights equal an uninterrupted run's);
 - verification (here): the process group of ``trajfusion verify`` and its worker pool, and
@@ -42,7 +43,7 @@ import psutil
 import pytest
 from test_reproducibility import comparable_artifacts, differing, drop_keys
 
-from tests.conftest import REPO, reliability_snakemake_argv
+from tests.conftest import REPO, reliability_config, reliability_snakemake_argv, run_reliability_dag
 from trajfusion.cli import EXIT_OS_ERROR
 
 CLI = [sys.executable, "-m", "trajfusion.cli"]
@@ -233,6 +234,37 @@ def test_killed_snakemake_reruns_the_incomplete_job_with_the_same_result(reliabi
     assert sorted(rerun) == sorted(expected)
     assert {f"{TRAIN_RUN}/final/model.safetensors", f"{TRAIN_RUN}/ckpt-2/model.safetensors"} <= set(expected)
     assert differing(expected, rerun) == []
+
+
+SHARD = "results/samples/tiny/rel/shard-0.parquet"
+# The untrained tiny model never stops early: every batch generates max_new_tokens, and shard 0
+# (5 problems in blocks of 1) runs as 5 batches, so it can be killed between them.
+SLOW_SAMPLING = {"teachers.tiny.batch_size": 1, "teachers.tiny.max_new_tokens": 64}
+
+
+@pytest.mark.slow
+def test_killed_sampling_job_resumes_through_snakemake(tiny_model_dir, snakemake_env, tmp_path):
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    run_reliability_dag(reference, reliability_config(tiny_model_dir, reference, SLOW_SAMPLING), snakemake_env, SHARD)
+    configfile = reliability_config(tiny_model_dir, killed, SLOW_SAMPLING)
+    partial = killed / f"{SHARD}.partial.jsonl"
+    with open(tmp_path / "snakemake.log", "w") as log:
+        process = subprocess.Popen(reliability_snakemake_argv(killed, configfile, SHARD), env=snakemake_env,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_until(lambda: partial.exists() and len(partial.read_text().splitlines()) >= 3, process,
+               "two completed batches", timeout=600)  # header + 2 batches
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / SHARD).exists(), "sampling finished before it could be killed; give it more work"
+    assert survivors(process_group(process.pid)) == []
+    for extra in (["--unlock"], ["--rerun-incomplete", SHARD]):
+        result = subprocess.run(reliability_snakemake_argv(killed, configfile, *extra), env=snakemake_env,
+                                capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    logs = "".join(path.read_text() for path in (killed / "results" / "logs").rglob("*.log"))
+    assert re.search(r"resuming with [2-5] completed batch\(es\)", logs), logs[-3000:]
+    assert (killed / SHARD).read_bytes() == (reference / SHARD).read_bytes()
+    assert not partial.exists()
 
 
 # --------------------------------------------------------------------------- failing writes

@@ -29,6 +29,7 @@ from trajfusion.evaluate.settings import EvaluateSettings
 from trajfusion.io import artifact_metadata, sha256_file
 from trajfusion.phrases import all_phrases, default_phrases_path
 from trajfusion.sample.backends import load_backend
+from trajfusion.sample.partial import PartialBatches, job_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,12 @@ def run(args: argparse.Namespace) -> int:
     settings = EvaluateSettings.from_args(args)
     phrases = tuple(all_phrases(args.phrases))
     bench = read_benchmark(args.benchmark)
+    # The generated batches survive a kill (trajfusion.sample.partial); judging is redone.
+    partial = PartialBatches(args.output, job_fingerprint(settings.provenance(), [args.benchmark], args.model))
     backend = load_backend(settings.backend, args.model, **settings.backend_options())
     try:
         samples = generate_samples(backend, bench, settings.template, settings.samples, settings.temperature,
-                                   settings.top_p, settings.max_new_tokens, settings.seed)
+                                   settings.top_p, settings.max_new_tokens, settings.seed, partial)
     finally:
         close = getattr(backend, "close", None)
         if close is not None:
@@ -49,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     provenance = {**settings.provenance(), "benchmark_sha256": sha256_file(args.benchmark),
                   "phrases_sha256": sha256_file(args.phrases or default_phrases_path())}
     write(verdicts, args.output, VERDICTS, metadata={**artifact_metadata(provenance), "settings": provenance})
+    partial.remove()
     accuracy = verdicts.loc[verdicts["sample_idx"] == 0, "correct"].mean()
     log.info("%s: %d problems, pass@1 %.4f -> %s", args.benchmark, len(bench), accuracy, args.output)
     return 0

@@ -20,8 +20,9 @@ def read_benchmark(path: str | Path) -> pd.DataFrame:
 
 
 def generate_samples(backend, bench: pd.DataFrame, template_name: str, n: int, temperature: float, top_p: float,
-                     max_new_tokens: int, seed: int) -> pd.DataFrame:
-    """One row per (problem, sample) with the backend's ``n`` completions of each problem."""
+                     max_new_tokens: int, seed: int, partial=None) -> pd.DataFrame:
+    """One row per (problem, sample) with the backend's ``n`` completions of each problem
+    (``partial``: the job's ``PartialBatches``, to resume a killed run)."""
     from trajfusion.templates import load_template
 
     template = load_template(template_name)
@@ -29,7 +30,7 @@ def generate_samples(backend, bench: pd.DataFrame, template_name: str, n: int, t
     prompts = [template.render_prompt(problem, tokenizer) for problem in bench["problem"]]
     log.info("generating %d x %d samples", len(prompts), n)
     outputs = backend.generate(prompts, n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                               seed=seed)
+                               seed=seed, keys=bench["problem_id"].tolist(), partial=partial)
     if len(outputs) != len(prompts) or any(len(c) != n for c in outputs):
         raise RuntimeError(f"backend returned {[len(c) for c in outputs][:5]}... completions for "
                            f"{len(prompts)} prompts x {n} samples")

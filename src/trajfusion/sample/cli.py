@@ -2,7 +2,8 @@
 
 The settings come from ``trajfusion.sample.settings`` (flags and ``--settings JSON``); paths
 and the shard index are plain flags. ``sample`` writes its shard atomically, so a killed job
-leaves no output and Snakemake simply reruns that shard.
+leaves no output; its completed batches stay in ``<output>.partial.jsonl``
+(``trajfusion.sample.partial``) and the rerun resumes from them.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import logging
 
 from trajfusion.contracts import MERGED_SAMPLES, SAMPLE_SHARD, write
 from trajfusion.io import InputError, artifact_metadata, sha256_file
-from trajfusion.sample.backends import Completion, derive_seed, load_backend
+from trajfusion.sample.backends import Completion, load_backend
+from trajfusion.sample.partial import PartialBatches, job_fingerprint
 from trajfusion.sample.settings import MergeSettings, SampleSettings
 from trajfusion.sample.shards import (
     MERGE_POOL_COLUMNS,
     SAMPLE_POOL_COLUMNS,
+    common_sampling_settings,
     merge_shards,
     read_pool,
     shard_frame,
@@ -64,24 +67,28 @@ def run_sample(args: argparse.Namespace) -> None:
     from trajfusion.templates import load_template
 
     template = load_template(settings.template)
-    rows = shard_rows(read_pool(args.pool, SAMPLE_POOL_COLUMNS), settings.num_shards, args.shard)
-    shard_seed = derive_seed(settings.seed, args.shard)
-    log.info("shard %d/%d: %d problems x %d samples, seed %d", args.shard, settings.num_shards, len(rows),
-             settings.k, shard_seed)
-    groups = _generate(settings, args.model, template, rows["problem"].tolist(), shard_seed) if len(rows) else []
-    frame = shard_frame(rows["problem_id"].tolist(), groups, settings.teacher, shard_seed)
-    # The shard index is recorded beside the settings: merge-samples names a shard lacking samples by it.
-    write(frame, args.output, SAMPLE_SHARD, _metadata({**settings.provenance(), "shard": args.shard}))
+    block = settings.shard_block()
+    rows = shard_rows(read_pool(args.pool, SAMPLE_POOL_COLUMNS), settings.num_shards, args.shard, block)
+    log.info("shard %d/%d (blocks of %d problems): %d problems x %d samples, seed %d", args.shard,
+             settings.num_shards, block, len(rows), settings.k, settings.seed)
+    provenance = {**settings.provenance(), "shard": args.shard, "block": block}
+    partial = PartialBatches(args.output, job_fingerprint(provenance, [args.pool], args.model))
+    groups = _generate(settings, args.model, template, rows, partial) if len(rows) else []
+    frame = shard_frame(rows["problem_id"].tolist(), groups, settings.teacher, settings.seed)
+    # The shard index and block are recorded beside the settings: merge-samples checks that the
+    # shards were sampled alike and names a shard lacking samples by them.
+    write(frame, args.output, SAMPLE_SHARD, _metadata(provenance))
+    partial.remove()
     log.info("wrote %d samples to %s", len(frame), args.output)
 
 
-def _generate(settings: SampleSettings, model: str, template, problems: list[str],
-              shard_seed: int) -> list[list[Completion]]:
+def _generate(settings: SampleSettings, model: str, template, rows, partial: PartialBatches) -> list[list[Completion]]:
     backend = load_backend(settings.backend, model, **settings.backend_options())
     try:
-        prompts = [template.render_prompt(problem, backend.tokenizer) for problem in problems]
+        prompts = [template.render_prompt(problem, backend.tokenizer) for problem in rows["problem"]]
         return backend.generate(prompts, n=settings.k, temperature=settings.temperature, top_p=settings.top_p,
-                                max_new_tokens=settings.max_new_tokens, seed=shard_seed)
+                                max_new_tokens=settings.max_new_tokens, seed=settings.seed,
+                                keys=rows["problem_id"].tolist(), partial=partial)
     finally:
         backend.close()
 
@@ -93,6 +100,8 @@ def run_merge(args: argparse.Namespace) -> None:
     settings = MergeSettings.from_args(args)
     pool = read_pool(args.pool, MERGE_POOL_COLUMNS)
     merged = merge_shards(pool, args.pool, args.inputs, settings.k)
-    provenance = {**settings.provenance(), "inputs_sha256": sorted(sha256_file(path) for path in args.inputs)}
+    # Not the shard files' hashes: the merged table is the same however the work was cut.
+    provenance = {**settings.provenance(), "sampling": common_sampling_settings(args.inputs),
+                  "pool_sha256": sha256_file(args.pool)}
     write(merged, args.output, MERGED_SAMPLES, _metadata(provenance))
     log.info("merged %d samples of %d problems into %s", len(merged), len(pool), args.output)

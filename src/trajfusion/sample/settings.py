@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trajfusion.sample.backends.options import GenerationSettings
+from trajfusion.sample.backends.options import BACKEND_DEFAULTS, GenerationSettings
 from trajfusion.settings import Settings, at_least, setting
 
 
@@ -23,3 +23,10 @@ class MergeSettings(Settings):
 class SampleSettings(GenerationSettings, MergeSettings):
     teacher: str = setting(help="teacher name recorded in the 'teacher' column")
     num_shards: int = setting(help="shards the pool is split into", check=at_least(1))
+
+    def shard_block(self) -> int:
+        """Problems per block of the shard split (``trajfusion.sample.shards``): one hf batch,
+        whose samples depend on the whole batch; 1 for vllm, which seeds every request itself."""
+        if self.backend == "vllm":
+            return 1
+        return self.batch_size or BACKEND_DEFAULTS[self.backend]["batch_size"]

@@ -1,14 +1,18 @@
 """Sample shards and their merge: the rows of a pool one shard samples, the shard table, and
 the checked concatenation of all shards joined with the pool's problem and gold answer.
 
-A shard holds the pool rows whose position, after sorting by problem_id, is congruent to
-the shard index modulo the shard count. Tables are checked by their contracts
+The pool, sorted by problem_id, is cut into blocks of ``block`` consecutive problems (the hf
+backend's batch size; 1 for vLLM, which seeds every request on its own), and a shard holds the
+blocks whose index is congruent to the shard index modulo the shard count. Each block is one
+generate batch seeded from its problems' ids, so the samples are the same however many shards
+the work is cut into. Tables are checked by their contracts
 (``trajfusion.contracts``: PROBLEMS, SAMPLE_SHARD, MERGED_SAMPLES); what only the merge can
 check (every sample's problem is in the pool, K samples per pool problem) is checked here.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from trajfusion.contracts import MERGED_SAMPLES, PROBLEMS, SAMPLE_SHARD, read
@@ -34,8 +38,14 @@ def read_pool(path: str, columns: list[str]) -> pd.DataFrame:
     return read_problems(path, columns).sort_values("problem_id", kind="stable").reset_index(drop=True)
 
 
-def shard_rows(pool: pd.DataFrame, num_shards: int, shard: int) -> pd.DataFrame:
-    return pool.iloc[shard::num_shards].reset_index(drop=True)
+def shard_of(position: int, num_shards: int, block: int) -> int:
+    """The shard holding the sorted pool's row at ``position``."""
+    return (position // block) % num_shards
+
+
+def shard_rows(pool: pd.DataFrame, num_shards: int, shard: int, block: int) -> pd.DataFrame:
+    positions = np.arange(len(pool))
+    return pool[shard_of(positions, num_shards, block) == shard].reset_index(drop=True)
 
 
 def shard_frame(problem_ids: list[str], groups: list[list[Completion]], teacher: str, seed: int) -> pd.DataFrame:
@@ -68,6 +78,28 @@ def merge_shards(pool: pd.DataFrame, pool_path: str, shard_paths: list[str], k: 
     return merged[MERGED_COLUMNS]
 
 
+# How the work was cut: may differ between samplings of the same samples.
+_CUT = ("shard", "num_shards", "block")
+
+
+def common_sampling_settings(shard_paths: list[str]) -> dict:
+    """The sampling settings recorded in the shards' metadata, without how the work was cut;
+    InputError when two shards were sampled with different settings."""
+    common, first = None, None
+    for path in shard_paths:
+        settings = {key: value for key, value in read_parquet_metadata(path).get("settings", {}).items()
+                    if key not in _CUT}
+        if common is None:
+            common, first = settings, path
+            continue
+        differing = sorted(key for key in set(common) | set(settings) if common.get(key) != settings.get(key))
+        if differing:
+            key = differing[0]
+            raise InputError(f"{path}: sampled with {key}={settings.get(key)!r}, but {first} with "
+                             f"{key}={common.get(key)!r}; all shards of a pool must share the sampling settings")
+    return common or {}
+
+
 def _check_known_problems(samples: pd.DataFrame, pool: pd.DataFrame, pool_path: str) -> None:
     unknown = samples[~samples["problem_id"].isin(pool["problem_id"])]
     if len(unknown):
@@ -91,14 +123,14 @@ def _expected_shard(position: int, inputs: list[str]) -> str:
     layout = {}
     for path in inputs:
         settings = read_parquet_metadata(path).get("settings", {})
-        if "num_shards" in settings and "shard" in settings:
-            layout[path] = (settings["num_shards"], settings["shard"])
-    shard_counts = {num for num, _ in layout.values()}
-    if len(layout) != len(inputs) or len(shard_counts) != 1:
+        if {"num_shards", "shard", "block"} <= set(settings):
+            layout[path] = (settings["num_shards"], settings["block"], settings["shard"])
+    cuts = {(num, block) for num, block, _ in layout.values()}
+    if len(layout) != len(inputs) or len(cuts) != 1:
         return f"inputs: {', '.join(inputs)}"
-    num_shards = shard_counts.pop()
-    shard = position % num_shards
-    holders = [path for path, (_, index) in layout.items() if index == shard]
+    num_shards, block = cuts.pop()
+    shard = shard_of(position, num_shards, block)
+    holders = [path for path, (_, _, index) in layout.items() if index == shard]
     if holders:
         return f"it belongs to shard {shard} of {num_shards} ({holders[0]}), which lacks samples for it"
     return f"it belongs to shard {shard} of {num_shards}, which is missing from --inputs"

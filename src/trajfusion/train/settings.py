@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from trajfusion.io import InputError
 from trajfusion.settings import Settings, at_least, between, positive, setting
 from trajfusion.train.launch import DEFAULT_MAIN_PROCESS_PORT
 
@@ -20,6 +21,13 @@ PRECISIONS = ("fp32", "bf16")
 LENGTH_POLICIES = ("drop_errors", "truncate")
 LR_SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
+# Kernels that attend through a dense mask over a packed batch's concatenated row
+# (trajfusion.train.trainer): per_device_batch_size x max_length tokens squared.
+DENSE_MASK_KERNELS = ("sdpa", "eager")
+# Assumption: the longest packed row a dense mask is allowed for. At 8,192 tokens the bf16 mask
+# alone is 8,192^2 x 2 B = 128 MiB and attention's compute already dominates a small model's
+# step; at the paper's 8 x 4,096 it would be 2 GiB, at 8 x 32,768 128 GiB.
+DENSE_MASK_MAX_TOKENS = 8192
 
 
 def _example_counts(value) -> tuple[int, ...]:
@@ -89,6 +97,16 @@ class TrainSettings(Settings):
                                              "successful run", affects_output=False)
     main_process_port: int = setting(DEFAULT_MAIN_PROCESS_PORT, help="rendezvous port of a multi-GPU launch",
                                      check=between(1, 65535), affects_output=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        packed_row = self.per_device_batch_size * self.max_length
+        if self.packing and self.attn_implementation in DENSE_MASK_KERNELS and packed_row > DENSE_MASK_MAX_TOKENS:
+            raise InputError(
+                f"--attn-implementation {self.attn_implementation} with --packing attends through a dense mask "
+                f"over each packed row of --per-device-batch-size x --max-length = {self.per_device_batch_size} x "
+                f"{self.max_length} = {packed_row} tokens (memory grows with its square); the limit is "
+                f"{DENSE_MASK_MAX_TOKENS}: use flash_attention_2 (padding-free, GPU), a smaller row, or no packing")
 
     @property
     def processes(self) -> int:

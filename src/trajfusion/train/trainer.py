@@ -179,7 +179,7 @@ def build_sft_config(job: TrainJob, trainer_dir: Path):
         packing_strategy="bfd",
         pad_to_multiple_of=None,  # no padding positions inside padding-free batches (see progress.py)
         completion_only_loss=True,
-        activation_checkpointing=settings.gradient_checkpointing,  # transformers 5 name of gradient checkpointing
+        gradient_checkpointing=settings.gradient_checkpointing,
         logging_steps=settings.logging_steps,
         save_strategy="steps",
         save_steps=settings.save_steps,

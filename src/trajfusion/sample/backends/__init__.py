@@ -2,7 +2,7 @@
 used by sampling and by evaluation.
 
 ``load_backend(name, model_dir, **options)`` returns an object with
-``generate(prompts, n, temperature, top_p, max_new_tokens, seed) -> list[list[Completion]]``
+``generate(prompts, n, temperature, top_p, max_new_tokens, seed, keys) -> list[list[Completion]]``
 (outer list: prompts, inner: the n completions of that prompt), a ``tokenizer`` attribute
 for rendering chat templates, and ``close()``. Prompts are encoded with the BOS rule of
 ``trajfusion.templates.encode_prompts``, as in training. Backend modules are imported
@@ -71,35 +71,52 @@ def batches(items: list, size: int | None):
 
 class BatchedBackend(abc.ABC):
     """What both backends share: argument checks, prompt encoding, batching, one seed per
-    batch derived from (seed, batch index), and the progress bar. A backend sets
-    ``tokenizer``, ``batch_size`` and ``progress`` and implements ``_generate_batch``."""
+    prompt derived from (seed, key) and the progress bar. A prompt's key is its problem_id
+    (its position when no keys are given), so a prompt's samples do not depend on which other
+    prompts a call holds: vLLM seeds each request with its own seed; transformers has one RNG
+    per ``generate`` call and seeds each batch with its first prompt's seed, so its samples are
+    independent of the call only when the batches are (sampling shards hold whole batches:
+    ``trajfusion.sample.shards``). A backend sets ``tokenizer``, ``batch_size`` and ``progress``
+    and implements ``_generate_batch``."""
 
     tokenizer = None
     batch_size: int | None = None
     progress: bool = True
 
     def generate(self, prompts: list[str], n: int, temperature: float, top_p: float,
-                 max_new_tokens: int, seed: int) -> list[list[Completion]]:
+                 max_new_tokens: int, seed: int, keys: list[str] | None = None,
+                 partial=None) -> list[list[Completion]]:
+        """The n completions of each prompt. ``partial`` (``trajfusion.sample.partial.PartialBatches``)
+        supplies batches completed by an earlier, killed run and records each new one."""
         from tqdm.auto import tqdm
 
         check_sampling_args(prompts, n, temperature, top_p, max_new_tokens)
+        keys = list(range(len(prompts))) if keys is None else list(keys)
+        if len(keys) != len(prompts):
+            raise InputError(f"{len(keys)} keys for {len(prompts)} prompts")
+        seeds = [derive_seed(seed, key) for key in keys]
         results: list[list[Completion]] = []
         generated_tokens = 0
         started = time.perf_counter()
         with tqdm(total=len(prompts), unit="problem", desc="sampling", disable=not self.progress) as bar:
-            for index, batch in enumerate(batches(encode_prompts(self.tokenizer, prompts), self.batch_size)):
-                groups = self._generate_batch(batch, n, temperature, top_p, max_new_tokens,
-                                              derive_seed(seed, index))
+            encoded = encode_prompts(self.tokenizer, prompts)
+            chunks = (batches(items, self.batch_size) for items in (encoded, seeds, keys))
+            for batch, batch_seeds, batch_keys in zip(*chunks, strict=True):
+                groups = partial.done.get(tuple(batch_keys)) if partial is not None else None
+                if groups is None:
+                    groups = self._generate_batch(batch, n, temperature, top_p, max_new_tokens, batch_seeds)
+                    generated_tokens += sum(c.n_tokens for group in groups for c in group)
+                    if partial is not None:
+                        partial.record(batch_keys, groups)
                 results.extend(groups)
-                generated_tokens += sum(c.n_tokens for group in groups for c in group)
                 bar.update(len(batch))
                 bar.set_postfix(tok_s=f"{generated_tokens / (time.perf_counter() - started):.1f}")
         return results
 
     @abc.abstractmethod
     def _generate_batch(self, batch: list[list[int]], n: int, temperature: float, top_p: float,
-                        max_new_tokens: int, seed: int) -> list[list[Completion]]:
-        """The n completions of each prompt of ``batch`` (token ids), sampled with ``seed``."""
+                        max_new_tokens: int, seeds: list[int]) -> list[list[Completion]]:
+        """The n completions of each prompt of ``batch`` (token ids); ``seeds``: one per prompt."""
 
     def close(self) -> None:
         gc.collect()

@@ -1,8 +1,9 @@
 """The transformers backend: batched ``model.generate`` with left padding.
 
 Each batch of prompts is one ``generate`` call with ``num_return_sequences=n``; the RNG is
-reseeded per batch from (seed, batch index), so a shard's output is reproducible for a
-given batch size.
+reseeded per batch with the seed of its first prompt, so a batch's samples depend on the
+batch (its prompts, hence the batch size: padding and the RNG's order change with it), not on
+what else the call or the shard holds.
 """
 
 from __future__ import annotations
@@ -50,10 +51,10 @@ class HFBackend(BatchedBackend):
         self.stop_token_ids = _stop_token_ids(self.model, self.tokenizer, model_dir)
 
     def _generate_batch(self, batch: list[list[int]], n: int, temperature: float, top_p: float,
-                        max_new_tokens: int, seed: int) -> list[list[Completion]]:
+                        max_new_tokens: int, seeds: list[int]) -> list[list[Completion]]:
         import torch
 
-        torch.manual_seed(seed)
+        torch.manual_seed(seeds[0])
         inputs = self.tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt").to(self.device)
         options = _decoding_options(temperature, top_p)
         # Greedy decoding gives n identical sequences, and transformers refuses

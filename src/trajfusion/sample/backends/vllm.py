@@ -1,9 +1,11 @@
 """The vLLM backend: offline ``vllm.LLM`` with one ``generate`` call per batch.
 
-Each batch goes to vLLM in a single call with ``SamplingParams(n=n)``, so the n samples of
-a prompt share its prefix in the KV cache. Prompts are passed as token ids encoded exactly
-as the hf backend encodes them (``trajfusion.templates.encode_prompts``), so both backends
-see the same input. vLLM is imported only when this backend is constructed.
+Each batch goes to vLLM in a single call with one ``SamplingParams(n=n, seed=...)`` per
+request, so a prompt's samples follow its own seed whatever the batch holds (up to the
+numerics of batched kernels) and the n samples of a prompt share its prefix in the KV cache.
+Prompts are passed as token ids encoded exactly as the hf backend encodes them
+(``trajfusion.templates.encode_prompts``), so both backends see the same input. vLLM is
+imported only when this backend is constructed.
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ class VLLMBackend(BatchedBackend):
                  time.perf_counter() - started, tensor_parallel_size)
 
     def _generate_batch(self, batch: list[list[int]], n: int, temperature: float, top_p: float,
-                        max_new_tokens: int, seed: int) -> list[list[Completion]]:
-        params = self._vllm.SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                           seed=seed)
+                        max_new_tokens: int, seeds: list[int]) -> list[list[Completion]]:
+        params = [self._vllm.SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
+                                            seed=seed) for seed in seeds]
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in batch], params, use_tqdm=self.progress)
         return _to_completions(outputs, len(batch), n)
 
