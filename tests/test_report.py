@@ -31,7 +31,9 @@ def make_verdicts(n_problems: int, k: int, p_correct: float, seed: int, prefix: 
                          "n_tokens": int(tokens + rng.integers(0, 20)), "finish_reason": "stop", "gold": "1",
                          "answer": "1" if correct else str(rng.integers(2, 5)), "correct": correct, "status": "ok",
                          "n_reflections": int(rng.random() < reflections)})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    df["answer_group"] = df["answer"]
+    return df
 
 
 def eval_result(entry: dict, df: pd.DataFrame, index: int = 0) -> tables.EvalResult:

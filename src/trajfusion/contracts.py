@@ -499,6 +499,15 @@ INCORRECT_GROUP_RULE = Rule(
     "incorrect-has-group", "an incorrect `ok` response has an `answer_group`", ("answer_group", "status", "correct"),
     _incorrect_needs_group)
 
+
+
+def _ok_needs_group(df: pd.DataFrame):
+    return _status_ok(df).to_numpy(dtype=bool) & df["answer_group"].isna().to_numpy()
+
+
+OK_GROUP_RULE = Rule("ok-has-group", "a response with `status` `ok` has an `answer_group`",
+                     ("answer_group", "status"), _ok_needs_group)
+
 PROBLEMS = Contract(
     "problem table", "Pools and benchmarks, one row per problem, sorted by `problem_id`. Benchmarks may carry "
     "source-specific columns after these (e.g. `license`, `unit`, `tolerance`).",
@@ -623,8 +632,12 @@ VERDICTS = Contract(
     "verdict table", "One row per (problem, sample) of an evaluation, sorted by `(problem_id, sample_idx)`.",
     (_PROBLEM_ID, _SAMPLE_IDX, _RESPONSE, _N_TOKENS, _FINISH, _GOLD,
      VERIFIED.column("answer"), VERIFIED.column("correct"), VERIFIED.column("status"),
-     Column("n_reflections", description="reflection phrases in the response", **_COUNT)),
-    key=("problem_id", "sample_idx"), rules=(SAMPLES_RULE, GOLD_RULE, *VERDICT_RULES), produced_by="`evaluate`")
+     Column("n_reflections", description="reflection phrases in the response", **_COUNT),
+     Column("answer_group", "str", "the answer group maj@k votes for: the normalized gold for every correct "
+            "response (one group), the verifier's incorrect-answer group for an incorrect `ok` response (as in "
+            "the verified table); null when `status` is not `ok`", nullable=True)),
+    key=("problem_id", "sample_idx"), rules=(SAMPLES_RULE, GOLD_RULE, *VERDICT_RULES, OK_GROUP_RULE),
+    produced_by="`evaluate`")
 
 TABLES = (PROBLEMS, SAMPLE_SHARD, MERGED_SAMPLES, VERIFIED, STATISTICS, FUSED_EXAMPLE, VERDICTS)
 

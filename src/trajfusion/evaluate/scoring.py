@@ -14,11 +14,15 @@ VERDICT_COLUMNS = VERDICTS.names
 def judge(samples: pd.DataFrame, phrases: tuple[str, ...], workers: int, timeout: float,
           source: str = "samples") -> pd.DataFrame:
     """Verify every response against its gold answer (``answer_type`` is the verifier's
-    comparison hint) and count its reflections."""
-    from trajfusion.verify import verify_frame
+    comparison hint) and count its reflections. The verifier groups the incorrect answers of
+    a problem; every correct response joins one more group, labelled with the normalized gold
+    (which no incorrect answer can equal: identical strings are equal)."""
+    from trajfusion.verify import normalize_answer, verify_frame
 
     verdicts = verify_frame(samples, workers=workers, timeout=timeout, filters={"enabled": []}, progress=True,
                             source=source)
+    gold_group = verdicts["gold"].map(normalize_answer).astype("str")
+    verdicts["answer_group"] = verdicts["answer_group"].where(~verdicts["correct"], gold_group)
     verdicts["n_reflections"] = [count_reflections(text, phrases) for text in verdicts["response"]]
     verdicts = verdicts.sort_values(["problem_id", "sample_idx"], kind="mergesort").reset_index(drop=True)
     return verdicts.astype({"sample_idx": "int64", "n_tokens": "int64", "correct": "bool",
