@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from trajfusion.io import InputError, read_jsonl, read_table, write_jsonl, write_parquet, write_text
-from trajfusion.vocabulary import ANSWER_TYPES, FINISH_REASONS, STATUSES, STRATEGIES
+from trajfusion.vocabulary import ANSWER_TYPES, FINISH_REASONS, GRADERS, STATUSES, STRATEGIES
 
 DTYPES = ("str", "int64", "Int64", "float64", "bool", "json")
 
@@ -635,7 +635,12 @@ VERDICTS = Contract(
      Column("n_reflections", description="reflection phrases in the response", **_COUNT),
      Column("answer_group", "str", "the answer group maj@k votes for: the normalized gold for every correct "
             "response (one group), the verifier's incorrect-answer group for an incorrect `ok` response (as in "
-            "the verified table); null when `status` is not `ok`", nullable=True)),
+            "the verified table); null when `status` is not `ok`", nullable=True),
+     Column("grader", "str", "the grader of `answer`, `correct`, `status` and `answer_group` (the evaluate "
+            "setting `grader`)", values=GRADERS),
+     Column("other_answer", "str", "the answer the other grader extracts (normalized its way)", nullable=True),
+     Column("other_correct", "bool", "the other grader's verdict (`qwen25_math` when `grader` is `math_verify`, "
+            "and the reverse); false on its timeout, error or missing answer")),
     key=("problem_id", "sample_idx"), rules=(SAMPLES_RULE, GOLD_RULE, *VERDICT_RULES, OK_GROUP_RULE),
     produced_by="`evaluate`")
 
