@@ -8,7 +8,8 @@ A problem's task runs a fixed sequence of *steps*:
 * ``("pair", a, b)``       for incorrect answers ``a < b`` not yet in one group, ask whether
                            they are equivalent (union-find merges them into one group).
 
-Each step runs under a soft deadline of ``timeout`` seconds (``run_with_deadline``;
+The steps call the grader's parts (``graders``: extraction, cheap verdict, judge, gold
+parse; math-verify by default). Each step runs under a soft deadline of ``timeout`` seconds (``run_with_deadline``;
 math-verify's own signal-based timeouts are off so they cannot cancel ours) and its
 result is recorded in the task. ``ProblemPool`` runs tasks on a ``WatchdogPool``: every
 step result streams back to the parent's copy of the task, so when a worker hangs or dies
