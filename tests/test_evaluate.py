@@ -238,7 +238,7 @@ def equivalent_wrong_answers() -> pd.DataFrame:
 def test_verdicts_carry_answer_groups_and_equivalent_wrong_answers_outvote_the_gold(phrases):
     from trajfusion.report.metrics import majority_vote_correct
 
-    verdicts = evaluate.judge(equivalent_wrong_answers(), phrases, workers=0, timeout=5.0)
+    verdicts = evaluate.judge(equivalent_wrong_answers(), phrases, workers=0, timeout=60)
     check_verdicts(verdicts)
     assert verdicts["correct"].tolist() == [True, False, False, True, False]
     # the correct samples are one group (the gold); the wrong ones keep the verifier's group

@@ -18,6 +18,9 @@ from trajfusion.verify.pool import TIMEOUT, run_with_deadline, soft_deadlines
 DISAGREE = [
     # the toolkit accepts a number equal to the gold, gold / 100 or gold x 100 (include_percentage)
     ("50", "The probability is $\\boxed{0.5}$.", False, True),
+    # numbers compare within a relative 1e-4, so 9999 passes for 10000 (MATH test problem
+    # "10{,}000": Qwen2.5-Math-7B-Instruct answered 9999 in the toolkit's own example outputs)
+    ("10000", "So the largest value is $\\boxed{9999}$.", False, True),
     # intervals: tuples compare element-wise whatever the brackets, so open equals closed
     ("(1,2)", "The solution set is $\\boxed{[1,2]}$.", False, True),
     ("[-3,5)", "Hence $x \\in \\boxed{(-3,5]}$.", False, True),
@@ -58,7 +61,7 @@ AGREE = [
 def graded(cases, grader) -> pd.DataFrame:
     df = pd.DataFrame({"problem_id": [f"p{i:02d}" for i in range(len(cases))], "gold": [c[0] for c in cases],
                        "response": [c[1] for c in cases]})
-    return verify_frame(df, workers=0, timeout=10, filters={"enabled": []}, grader=grader)
+    return verify_frame(df, workers=0, timeout=60, filters={"enabled": []}, grader=grader)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +155,7 @@ def samples(boxes: list[str], gold: str) -> pd.DataFrame:
 
 @pytest.mark.parametrize("grader", ["math_verify", "qwen25_math"])
 def test_verdicts_record_the_other_graders_verdict(grader):
-    verdicts = evaluate.judge(samples(["0.5", "50", "50", "7"], gold="50"), (), workers=0, timeout=10, grader=grader)
+    verdicts = evaluate.judge(samples(["0.5", "50", "50", "7"], gold="50"), (), workers=0, timeout=60, grader=grader)
     check_verdicts(verdicts)
     by_math_verify = [False, True, True, False]
     by_qwen = [True, True, True, False]  # the toolkit's percentage rule
@@ -166,8 +169,8 @@ def test_verdicts_record_the_other_graders_verdict(grader):
 def test_answer_groups_follow_the_chosen_graders_equivalence():
     # gold 3; wrong answers 0.5, 50 and 0.5: one group under the toolkit's percentage rule
     boxes = ["0.5", "50", "3", "0.5", "3"]
-    by_math_verify = evaluate.judge(samples(boxes, "3"), (), workers=0, timeout=10, grader="math_verify")
-    by_qwen = evaluate.judge(samples(boxes, "3"), (), workers=0, timeout=10, grader="qwen25_math")
+    by_math_verify = evaluate.judge(samples(boxes, "3"), (), workers=0, timeout=60, grader="math_verify")
+    by_qwen = evaluate.judge(samples(boxes, "3"), (), workers=0, timeout=60, grader="qwen25_math")
     assert by_math_verify["answer_group"].tolist() == ["0.5", "50", "3", "0.5", "3"]
     assert by_qwen["answer_group"].tolist() == ["0.5", "0.5", "3", "0.5", "3"]
 
@@ -177,7 +180,7 @@ def test_report_counts_disagreements_per_run_with_examples(tmp_path):
 
     verdicts = evaluate.judge(pd.concat([samples(["0.5", "50", "7"], gold="50"),
                                          samples(["(1,3)", "[1,2]", "(1,2)"], gold="(1,2)").assign(problem_id="q/2")]),
-                              (), workers=0, timeout=10)
+                              (), workers=0, timeout=60)
     write(verdicts, tmp_path / "v.parquet", VERDICTS, metadata={})
     entry = {"experiment": "table1", "backbone": "smol", "variant": "tf", "checkpoint": "final",
              "benchmark": "math", "path": str(tmp_path / "v.parquet")}
