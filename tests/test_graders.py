@@ -196,3 +196,17 @@ def test_report_counts_disagreements_per_run_with_examples(tmp_path):
     assert "caveat!" in text and "First 2 of 2 disagreements." in text
     assert "| `q/1` | 0 | `0.5` | `0.5` | `50` | incorrect | correct |" in text
     assert "| `q/2` | 1 | `[1,2]` | `[1,2]` | `(1,2)` | incorrect | correct |" in text
+
+
+def test_config_schema_offers_the_declared_graders():
+    from pathlib import Path
+
+    import yaml
+
+    from trajfusion.evaluate.settings import EvaluateSettings
+    from trajfusion.vocabulary import GRADERS
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "schema.yaml").read_text())
+    grader = schema["properties"]["evaluation"]["properties"]["grader"]
+    assert grader["enum"] == list(GRADERS) and grader["default"] == EvaluateSettings.__dataclass_fields__[
+        "grader"].default == GRADERS[0]
