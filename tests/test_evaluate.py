@@ -225,3 +225,24 @@ def test_evaluate_with_the_real_hf_backend_on_a_tiny_model(tiny_model_dir, tmp_p
     assert len(df) == 4 and df["n_tokens"].between(1, 6).all()
     assert set(df["finish_reason"]) <= {"stop", "length"}
     assert outs[0].read_bytes() == outs[1].read_bytes()
+
+
+def equivalent_wrong_answers() -> pd.DataFrame:
+    """Five samples of one problem (gold 3): two correct, three wrong in three spellings of 1/2."""
+    boxes = ["3", "\\frac{1}{2}", "0.5", "3", "1/2"]
+    return pd.DataFrame({"problem_id": "q/1", "sample_idx": range(5), "gold": "3", "answer_type": "integer",
+                         "response": [f"So the answer is $\\boxed{{{b}}}$." for b in boxes],
+                         "n_tokens": 12, "finish_reason": "stop"})
+
+
+def test_verdicts_carry_answer_groups_and_equivalent_wrong_answers_outvote_the_gold(phrases):
+    from trajfusion.report.metrics import majority_vote_correct
+
+    verdicts = evaluate.judge(equivalent_wrong_answers(), phrases, workers=0, timeout=60)
+    check_verdicts(verdicts)
+    assert verdicts["correct"].tolist() == [True, False, False, True, False]
+    # the correct samples are one group (the gold); the wrong ones keep the verifier's group
+    assert verdicts["answer_group"].tolist() == ["3", "0.5", "0.5", "3", "0.5"]
+    assert not majority_vote_correct(verdicts)["q/1"]  # 3 equivalent wrong votes beat 2 correct
+    by_string = verdicts.assign(answer_group=verdicts["answer"])
+    assert majority_vote_correct(by_string)["q/1"]  # split by spelling, they would lose 2 : 1 : 1 : 1

@@ -12,6 +12,13 @@ from trajfusion.io import InputError
 from trajfusion.report import metrics
 
 
+def answer_group(correct: bool, answer: str | None, status: str) -> str | None:
+    """The group ``evaluate`` gives a response whose incorrect answers are all distinct."""
+    if status != "ok":
+        return None
+    return "g" if correct else answer
+
+
 def verdicts(rows: dict[str, list[tuple]]) -> pd.DataFrame:
     """A verdict table from {problem_id: [(correct, answer, status), ...]} (sample_idx = position)."""
     records = []
@@ -19,7 +26,8 @@ def verdicts(rows: dict[str, list[tuple]]) -> pd.DataFrame:
         for idx, (correct, answer, status) in enumerate(samples):
             records.append({"problem_id": pid, "sample_idx": idx, "response": f"r{idx}", "n_tokens": 10 * (idx + 1),
                             "finish_reason": "stop", "gold": "g", "answer": answer, "correct": correct,
-                            "status": status, "n_reflections": idx % 2})
+                            "status": status, "n_reflections": idx % 2,
+                            "answer_group": answer_group(correct, answer, status)})
     return pd.DataFrame(records)
 
 
@@ -153,3 +161,16 @@ def test_bad_verdict_tables_raise_input_errors():
                                          r"true or false, got 'yes'"):
         metrics.problem_scores(CRAFTED.assign(correct=CRAFTED["correct"].astype(object).where(
             CRAFTED.index != 3, "yes")))
+
+
+def test_majority_votes_over_answer_groups_not_answer_strings():
+    # the verifier put 1/2, 0.5 and \frac{1}{2} into one incorrect-answer group
+    rows = [(False, "1/2", "0.5"), (True, "4", "4"), (False, "0.5", "0.5"), (True, "4", "4"),
+            (False, "\\frac{1}{2}", "0.5")]
+    df = verdicts({"q": [(correct, answer, OK) for correct, answer, _ in rows]})
+    assert metrics.majority_vote_correct(df)["q"]  # groups of one: the gold's 2 votes win
+    df["answer_group"] = [group for _, _, group in rows]
+    assert not metrics.majority_vote_correct(df)["q"]  # grouped: 3 wrong votes beat 2
+    tie = df[df["sample_idx"] != 4]  # 2 : 2, the wrong group voted first (sample 0)
+    assert not metrics.majority_vote_correct(tie)["q"]
+    assert metrics.majority_vote_correct(tie.assign(sample_idx=[3, 2, 1, 0]))["q"]  # now the gold voted first

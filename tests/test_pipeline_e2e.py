@@ -16,10 +16,13 @@ def test_every_rule_ran_and_the_report_is_complete(e2e_local_run):
     workdir, _, config = e2e_local_run
     report = workdir / "results" / "report"
     for name in ("table1.md", "table2.md", "table3.md", "figure1.png", "figure3.png", "figure4.png", "cost.md",
-                 "significance.md", "metrics.csv", "index.md"):
+                 "significance.md", "metrics.csv", "index.md", "graders.md", "graders.csv"):
         path = report / name
         assert path.exists() and path.stat().st_size > 0, name
     assert "smoke test" in (report / "table1.md").read_text().lower()
+    parity = pd.read_csv(report / "graders.csv")  # per verdict table, both graders' verdicts counted
+    assert len(parity) > 0 and (parity["n_responses"] > 0).all()
+    assert set(parity["grader"]) == {"math_verify"} and set(parity["other_grader"]) == {"qwen25_math"}
     # Every job wrote a log and a benchmark (cost) file.
     assert list((workdir / "results" / "logs").rglob("*.log"))
     assert list((workdir / "results" / "cost").rglob("*.tsv"))

@@ -31,7 +31,11 @@ def make_verdicts(n_problems: int, k: int, p_correct: float, seed: int, prefix: 
                          "n_tokens": int(tokens + rng.integers(0, 20)), "finish_reason": "stop", "gold": "1",
                          "answer": "1" if correct else str(rng.integers(2, 5)), "correct": correct, "status": "ok",
                          "n_reflections": int(rng.random() < reflections)})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    # every tenth response graded the other way by the other grader
+    flipped = df.index % 10 == 3
+    return df.assign(answer_group=df["answer"], grader="math_verify", other_answer=df["answer"],
+                     other_correct=df["correct"] ^ flipped)
 
 
 def eval_result(entry: dict, df: pd.DataFrame, index: int = 0) -> tables.EvalResult:
@@ -410,7 +414,7 @@ def test_report_end_to_end_is_complete_and_deterministic(tmp_path):
     names = sorted(p.name for p in out.iterdir())
     expected = {f"{t}.{ext}" for t in ("table1", "table2", "table3", "significance") for ext in ("md", "csv", "tex")}
     expected |= {f"{f}.{ext}" for f in ("figure1", "figure3", "figure4") for ext in ("png", "pdf")}
-    assert set(names) == expected | {"metrics.csv", "index.md"}
+    assert set(names) == expected | {"metrics.csv", "index.md", "graders.md", "graders.csv"}
     for md in out.glob("*.md"):
         assert SMOKE_CAVEAT in md.read_text()
     for csv in out.glob("*.csv"):

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from trajfusion.io import InputError, read_jsonl, read_table, write_jsonl, write_parquet, write_text
-from trajfusion.vocabulary import ANSWER_TYPES, FINISH_REASONS, STATUSES, STRATEGIES
+from trajfusion.vocabulary import ANSWER_TYPES, FINISH_REASONS, GRADERS, STATUSES, STRATEGIES
 
 DTYPES = ("str", "int64", "Int64", "float64", "bool", "json")
 
@@ -499,6 +499,15 @@ INCORRECT_GROUP_RULE = Rule(
     "incorrect-has-group", "an incorrect `ok` response has an `answer_group`", ("answer_group", "status", "correct"),
     _incorrect_needs_group)
 
+
+
+def _ok_needs_group(df: pd.DataFrame):
+    return _status_ok(df).to_numpy(dtype=bool) & df["answer_group"].isna().to_numpy()
+
+
+OK_GROUP_RULE = Rule("ok-has-group", "a response with `status` `ok` has an `answer_group`",
+                     ("answer_group", "status"), _ok_needs_group)
+
 PROBLEMS = Contract(
     "problem table", "Pools and benchmarks, one row per problem, sorted by `problem_id`. Benchmarks may carry "
     "source-specific columns after these (e.g. `license`, `unit`, `tolerance`).",
@@ -639,8 +648,17 @@ VERDICTS = Contract(
     "verdict table", "One row per (problem, sample) of an evaluation, sorted by `(problem_id, sample_idx)`.",
     (_PROBLEM_ID, _SAMPLE_IDX, _RESPONSE, _N_TOKENS, _FINISH, _GOLD,
      VERIFIED.column("answer"), VERIFIED.column("correct"), VERIFIED.column("status"),
-     Column("n_reflections", description="reflection phrases in the response", **_COUNT)),
-    key=("problem_id", "sample_idx"), rules=(SAMPLES_RULE, GOLD_RULE, *VERDICT_RULES), produced_by="`evaluate`")
+     Column("n_reflections", description="reflection phrases in the response", **_COUNT),
+     Column("answer_group", "str", "the answer group maj@k votes for: the normalized gold for every correct "
+            "response (one group), the verifier's incorrect-answer group for an incorrect `ok` response (as in "
+            "the verified table); null when `status` is not `ok`", nullable=True),
+     Column("grader", "str", "the grader of `answer`, `correct`, `status` and `answer_group` (the evaluate "
+            "setting `grader`)", values=GRADERS),
+     Column("other_answer", "str", "the answer the other grader extracts (normalized its way)", nullable=True),
+     Column("other_correct", "bool", "the other grader's verdict (`qwen25_math` when `grader` is `math_verify`, "
+            "and the reverse); false on its timeout, error or missing answer")),
+    key=("problem_id", "sample_idx"), rules=(SAMPLES_RULE, GOLD_RULE, *VERDICT_RULES, OK_GROUP_RULE),
+    produced_by="`evaluate`")
 
 TABLES = (PROBLEMS, SAMPLE_SHARD, MERGED_SAMPLES, VERIFIED, STATISTICS, FUSED_EXAMPLE, VERDICTS)
 

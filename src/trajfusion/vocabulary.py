@@ -7,3 +7,4 @@ FINISH_REASONS = ("stop", "length")
 FILTER_REASONS = ("truncated", "repetition", "language_switch", "no_answer")  # in precedence order
 STATUSES = ("ok", "timeout", "error", *(f"filtered:{reason}" for reason in FILTER_REASONS))
 STRATEGIES = ("highdiv", "lowdiv")
+GRADERS = ("math_verify", "qwen25_math")  # the first is the default (trajfusion.verify.graders)

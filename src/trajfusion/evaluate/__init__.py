@@ -2,7 +2,7 @@
 
 Modules: ``cli`` (the command), ``settings`` (its settings, extending the sampling stage's
 generation settings), ``samples`` (reading the benchmark, generating with the
-sampling stage's backends), ``scoring`` (the verifier's verdicts and reflection counts),
+sampling stage's backends), ``scoring`` (both graders' verdicts, answer groups and reflection counts),
 ``reflections`` (the counting rule).
 """
 

@@ -2,10 +2,10 @@
 
 For every benchmark problem the prompt is rendered with the model's template, N samples
 are generated (paper Appendix B.4: N = 16 for AIME, 1 elsewhere), each response is judged
-against the gold ``answer`` with ``trajfusion.verify.verify_frame`` and its reflections are
-counted. The output has the contract columns ``problem_id, sample_idx, response, n_tokens,
-finish_reason, gold, answer, correct, status, n_reflections``, sorted by
-``(problem_id, sample_idx)``.
+against the gold ``answer`` with ``trajfusion.verify.verify_frame`` under the chosen grader
+(setting ``grader``: ``math_verify`` or ``qwen25_math``, the Qwen2.5-Math toolkit's rules) and
+again under the other one, and its reflections are counted. The output is the verdict table
+(``trajfusion.contracts.VERDICTS``), sorted by ``(problem_id, sample_idx)``.
 
 Evaluation disables the output filters (truncation, repetition, language switch): every
 response is judged on its extracted answer, as in the Qwen2.5-Math evaluation toolkit the
@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         close = getattr(backend, "close", None)
         if close is not None:
             close()
-    verdicts = judge(samples, phrases, settings.workers, settings.timeout, source=str(args.benchmark))
+    verdicts = judge(samples, phrases, settings.workers, settings.timeout, source=str(args.benchmark),
+                     grader=settings.grader)
     provenance = {**settings.provenance(), "benchmark_sha256": sha256_file(args.benchmark),
                   "phrases_sha256": sha256_file(args.phrases or default_phrases_path())}
     write(verdicts, args.output, VERDICTS, metadata={**artifact_metadata(provenance), "settings": provenance})

@@ -1,5 +1,5 @@
 """Settings of ``trajfusion evaluate``, declared once (trajfusion.settings): the generation
-settings shared with sampling, the samples per problem and the verifier's. Paths (model,
+settings shared with sampling, the samples per problem, the verifier's and the grader. Paths (model,
 benchmark, phrases, output) are plain flags; the benchmark and phrase files are recorded by
 checksum beside the settings.
 """
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from trajfusion.sample.backends.options import GenerationSettings
 from trajfusion.settings import at_least, positive, setting
+from trajfusion.vocabulary import GRADERS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,3 +19,5 @@ class EvaluateSettings(GenerationSettings):
     workers: int = setting(1, help="verifier processes (0: verify in this process)", check=at_least(0),
                            affects_output=False)
     timeout: float = setting(5.0, help="verifier timeout per response, seconds", check=positive)
+    grader: str = setting(GRADERS[0], choices=GRADERS,
+                          help="grader of the verdicts (the other one's verdict is recorded beside them)")

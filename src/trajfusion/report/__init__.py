@@ -57,12 +57,13 @@ every checkpoint.
 Outputs in ``--out-dir``: ``table1/2/3.{md,csv,tex}``, ``significance.{md,csv,tex}``,
 ``metrics.csv`` (every eval entry x metric with 95% bootstrap intervals),
 ``figure1.{png,pdf}`` (one row of panels per statistics table), ``figure3.{png,pdf}``,
-``figure4.{png,pdf}`` (always written; panels without runs say so) and ``index.md`` linking
-everything. Accuracies are percentages.
+``figure4.{png,pdf}`` (always written; panels without runs say so), ``graders.{md,csv}``
+(per benchmark x run, the responses the two graders judge differently, with examples) and
+``index.md`` linking everything. Accuracies are percentages.
 
 Modules: ``settings`` (``ReportSettings``), ``build`` (manifest, metrics, index and
 ``build_report``), ``metrics``, ``paper`` (the published numbers), ``tables`` (declarative
-table specs), ``figures``, ``cost``, ``cli`` (the command).
+table specs), ``figures``, ``cost``, ``graders`` (grader parity), ``cli`` (the command).
 """
 
 from trajfusion.report.build import SMOKE_CAVEAT, build_report, load_manifest, write_cost

@@ -184,6 +184,7 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
                  cost_files: list[str] | None = None, gpu_patterns: list | None = None) -> dict[str, list[Path]]:
     """Write every report output; returns the written paths by section."""
     from trajfusion.report import figures, tables
+    from trajfusion.report.graders import write_grader_parity
     from trajfusion.report.paper import load_paper_results
 
     source, out_dir = str(manifest_path), Path(out_dir)
@@ -204,6 +205,7 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
     outputs["Metrics"].append(metrics_path)
     if cost_files is not None:
         outputs["Cost"] += write_cost(cost_dir, cost_files, gpu_patterns or [], out_dir, caveat)
+    outputs["Graders"] = write_grader_parity(manifest["evals"], out_dir, caveat)
 
     missing = []
     if not manifest["stats"]:

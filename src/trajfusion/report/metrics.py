@@ -8,10 +8,13 @@ not samples, are the unit of resampling for the bootstrap:
   single-generation protocol (Appendix B.4, Table 6).
 - ``avg@k``: the fraction of a problem's k samples that are correct (all samples, never
   the first one only), averaged over problems.
-- ``maj@k``: majority vote among the samples with ``status == "ok"``. Correct samples all
-  agree with the gold answer, so they vote as one answer; each incorrect sample votes for
-  its extracted (normalized) answer string. Ties go to the answer whose first vote has
-  the lowest ``sample_idx``. A problem scores 1 when the winning answer is the correct one.
+- ``maj@k``: majority vote among the samples with ``status == "ok"``, over the verdict
+  table's ``answer_group``: all correct samples form one group (they agree with the gold),
+  and incorrect samples vote for the verifier's incorrect-answer group, so equivalent wrong
+  answers (``1/2``, ``0.5``, ``\\frac{1}{2}``) pool their votes as the correct ones do.
+  Ties go to the group whose first vote has the lowest ``sample_idx`` (the group the
+  model produced first). A problem scores 1 when the winning group is the correct one; a
+  problem without ``ok`` samples scores 0.
 - ``pass@k``: the unbiased estimator of Chen et al. (2021), ``1 - C(n-c, k) / C(n, k)``
   for a problem with n samples of which c are correct.
 - ``mean_output_tokens`` and ``mean_reflections``: per-problem means of ``n_tokens`` and
@@ -38,10 +41,11 @@ import pandas as pd
 from trajfusion.contracts import VERDICTS
 from trajfusion.io import InputError
 
-METRIC_COLUMNS = ("problem_id", "sample_idx", "n_tokens", "answer", "correct", "status", "n_reflections")
+METRIC_COLUMNS = ("problem_id", "sample_idx", "n_tokens", "answer", "correct", "status", "n_reflections",
+                  "answer_group")
 ACCURACY_METRICS = ("pass@1", "avg@k", "maj@k", "pass@k")
 SUMMARY_METRICS = (*ACCURACY_METRICS, "mean_output_tokens", "mean_reflections")
-_GOLD_VOTE = "\x00correct"  # cannot collide with an extracted answer string
+_GOLD_VOTE = "\x00correct"  # cannot collide with an answer group
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,12 @@ def pass_at_k_estimate(n: int, c: int, k: int) -> float:
 
 
 def majority_vote_correct(df: pd.DataFrame) -> pd.Series:
-    """Per problem: True when the majority answer among ``status == "ok"`` samples is correct."""
-    ok = df[(df["status"] == "ok") & (df["answer"].notna() | df["correct"])]
+    """Per problem: True when the majority answer group among ``status == "ok"`` samples is
+    the correct one (the contract gives every ``ok`` sample an ``answer_group``)."""
+    ok = df[df["status"] == "ok"]
     votes = pd.DataFrame({
         "problem_id": ok["problem_id"],
-        "vote": np.where(ok["correct"], _GOLD_VOTE, ok["answer"].astype(str)),
+        "vote": np.where(ok["correct"], _GOLD_VOTE, ok["answer_group"].astype(str)),
         "sample_idx": ok["sample_idx"],
     })
     tally = votes.groupby(["problem_id", "vote"], sort=True).agg(count=("sample_idx", "size"),

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from trajfusion.verify.extract import extract_answer
@@ -73,14 +73,15 @@ def resolve_filters(filters: Mapping[str, Any] | None) -> dict[str, Any]:
     return settings
 
 
-def screen_response(response: str, finish_reason: str | None,
-                    settings: Mapping[str, Any]) -> tuple[str | None, str | None]:
+def screen_response(response: str, finish_reason: str | None, settings: Mapping[str, Any],
+                    extract: Callable[[str], str | None] = extract_answer) -> tuple[str | None, str | None]:
     """``(extracted answer, filter reason or None)`` for one response.
 
-    ``settings`` must come from ``resolve_filters``. The answer is extracted even for
-    filtered responses, so that analyses can see what a discarded response concluded.
+    ``settings`` must come from ``resolve_filters``; ``extract`` is the grader's extraction.
+    The answer is extracted even for filtered responses, so that analyses can see what a
+    discarded response concluded.
     """
-    answer = extract_answer(response)
+    answer = extract(response)
     enabled = settings["enabled"]
     if "truncated" in enabled and finish_reason == "length":
         return answer, "truncated"

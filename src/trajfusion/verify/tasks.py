@@ -8,7 +8,8 @@ A problem's task runs a fixed sequence of *steps*:
 * ``("pair", a, b)``       for incorrect answers ``a < b`` not yet in one group, ask whether
                            they are equivalent (union-find merges them into one group).
 
-Each step runs under a soft deadline of ``timeout`` seconds (``run_with_deadline``;
+The steps call the grader's parts (``graders``: extraction, cheap verdict, judge, gold
+parse; math-verify by default). Each step runs under a soft deadline of ``timeout`` seconds (``run_with_deadline``;
 math-verify's own signal-based timeouts are off so they cannot cancel ours) and its
 result is recorded in the task. ``ProblemPool`` runs tasks on a ``WatchdogPool``: every
 step result streams back to the parent's copy of the task, so when a worker hangs or dies
@@ -27,11 +28,12 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from trajfusion.verify.equivalence import Judge, ParseCache, cheap_verdict, quiet_math_verify
+from trajfusion.verify.equivalence import Judge, ParseCache, quiet_math_verify
 from trajfusion.verify.filters import screen_response
+from trajfusion.verify.graders import MATH_VERIFY, Grader
 from trajfusion.verify.pool import ERROR, TIMEOUT, Lost, WatchdogPool, run_with_deadline
 
 logger = logging.getLogger(__name__)
@@ -63,14 +65,14 @@ class ProblemTask:
         return [a for a in self.kept_answers() if self.verdicts.get(a) is False]
 
 
-def pending_steps(task: ProblemTask) -> Iterator[tuple]:
+def pending_steps(task: ProblemTask, grader: Grader = MATH_VERIFY) -> Iterator[tuple]:
     """The steps still to run, in their fixed order; reads ``task`` lazily, so results
     recorded between iterations shape the later steps."""
     if task.screened is None:
         yield ("screen",)
     answers = task.kept_answers()
-    if task.gold_status is None and any(
-            a not in task.verdicts and cheap_verdict(task.gold, a, task.hint) is None for a in answers):
+    if grader.parse_gold is not None and task.gold_status is None and any(
+            a not in task.verdicts and grader.cheap(task.gold, a, task.hint) is None for a in answers):
         yield ("gold",)
     for answer in answers:
         if answer not in task.verdicts:
@@ -100,23 +102,23 @@ def record(task: ProblemTask, step: tuple, value: Any) -> None:
         task.pairs[(step[1], step[2])] = value is True
 
 
-def run_step(task: ProblemTask, step: tuple, settings: Mapping[str, Any], judge: Judge,
+def run_step(task: ProblemTask, step: tuple, settings: Mapping[str, Any], grader: Grader,
              cache: ParseCache) -> Any:
     kind = step[0]
     if kind == "screen":
-        return [screen_response(r, f, settings) for r, f in zip(task.responses, task.finish_reasons)]
+        return [screen_response(r, f, settings, grader.extract) for r, f in zip(task.responses, task.finish_reasons)]
     if kind == "gold":
-        cache.parse(task.gold)
+        grader.parse_gold(task.gold, cache)
         return "ok"
     if kind == "answer":
-        verdict = cheap_verdict(task.gold, step[1], task.hint)
+        verdict = grader.cheap(task.gold, step[1], task.hint)
         if verdict is not None:
             return verdict
         if task.gold_status in FAILURES:
             return task.gold_status
-        return bool(judge(task.gold, step[1], task.hint, cache))
-    verdict = cheap_verdict(step[1], step[2], None)
-    return verdict if verdict is not None else bool(judge(step[1], step[2], None, cache))
+        return bool(grader.judge(task.gold, step[1], task.hint, cache))
+    verdict = grader.cheap(step[1], step[2], None)
+    return verdict if verdict is not None else bool(grader.judge(step[1], step[2], None, cache))
 
 
 class _UnionFind:
@@ -160,14 +162,14 @@ class TaskRunner:
     gets its own copy, whose parse cache serves all the problems that worker verifies."""
 
     settings: Mapping[str, Any]
-    judge: Judge
+    grader: Grader
     timeout: float | None
     cache: ParseCache = field(default_factory=ParseCache)
 
     def __call__(self, task: ProblemTask, report: Callable[[Any], None]) -> None:
         quiet_math_verify()  # in this process, which may be a fresh worker
-        for step in pending_steps(task):
-            value = run_with_deadline(lambda step=step: run_step(task, step, self.settings, self.judge, self.cache),
+        for step in pending_steps(task, self.grader):
+            value = run_with_deadline(lambda step=step: run_step(task, step, self.settings, self.grader, self.cache),
                                       self.timeout)
             record(task, step, value)
             report((step, value))
@@ -176,13 +178,15 @@ class TaskRunner:
 class ProblemPool:
     """Runs ``ProblemTask``s in ``workers`` processes (0: inline) with ``timeout`` seconds
     per step; a worker silent for ``timeout + margin`` (default margin: 2 s + 50 %) is
-    replaced. Problems travel in chunks of about ``chunk_rows`` responses. Use as a context
-    manager to start the forkserver early."""
+    replaced. Problems travel in chunks of about ``chunk_rows`` responses. ``grader`` extracts
+    and judges (``judge``, if given, replaces its judge). Use as a context manager to start the
+    forkserver early."""
 
-    def __init__(self, workers: int, timeout: float, settings: Mapping[str, Any], judge: Judge,
-                 chunk_rows: int = 64, margin: float | None = None) -> None:
+    def __init__(self, workers: int, timeout: float, settings: Mapping[str, Any], judge: Judge | None = None,
+                 chunk_rows: int = 64, margin: float | None = None, grader: Grader = MATH_VERIFY) -> None:
         self.chunk_rows = chunk_rows
-        self.pool = WatchdogPool(TaskRunner(dict(settings), judge, timeout), workers,
+        self.grader = grader if judge is None else replace(grader, judge=judge)
+        self.pool = WatchdogPool(TaskRunner(dict(settings), self.grader, timeout), workers,
                                  silence_limit=timeout + (margin if margin is not None else 2.0 + 0.5 * timeout),
                                  preload=WORKER_PRELOAD)
         self.incidents = self.pool.incidents
@@ -204,7 +208,7 @@ class ProblemPool:
 
         def on_lost(index: int, lost: Lost) -> ProblemTask | None:
             task = tasks[index]
-            step = next(pending_steps(task), None)
+            step = next(pending_steps(task, self.grader), None)
             if step is None:
                 return None
             record(task, step, lost.status)

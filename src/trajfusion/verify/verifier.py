@@ -3,23 +3,23 @@
 ``verify_frame`` turns the table into one ``ProblemTask`` per problem (``tasks``), runs
 them on a ``ProblemPool`` of worker processes (``pool``; answer equivalence in
 ``equivalence``) and writes each response's answer, verdict, status and answer group back
-into a copy of the table. The gold is normalized with ``normalize_answer`` like the
-extracted answers.
+into a copy of the table. A grader (``graders``) extracts the answers, normalizes the gold
+and compares them: ``math_verify`` by default, ``qwen25_math`` on request.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
 
 from trajfusion.io import InputError
-from trajfusion.verify.equivalence import Judge, math_verify_judge
-from trajfusion.verify.extract import normalize_answer
+from trajfusion.verify.equivalence import Judge
 from trajfusion.verify.filters import resolve_filters
+from trajfusion.verify.graders import MATH_VERIFY, Grader
 from trajfusion.verify.tasks import FAILURES, ProblemPool, ProblemTask, group_representatives
 
 logger = logging.getLogger(__name__)
@@ -29,13 +29,15 @@ REQUIRED = ("problem_id", "gold", "response")
 
 def verify_frame(df: pd.DataFrame, workers: int = 2, timeout: float = 5.0,
                  filters: Mapping[str, Any] | None = None, *, judge: Judge | None = None,
-                 progress: bool = False, source: str = "input", chunk_rows: int = 64) -> pd.DataFrame:
+                 grader: Grader = MATH_VERIFY, progress: bool = False, source: str = "input",
+                 chunk_rows: int = 64) -> pd.DataFrame:
     """Verify every response of ``df`` (``problem_id, gold, response`` [, ``finish_reason``,
     ``answer_type``]); returns a copy with ``answer, correct, status, answer_group`` added.
 
     ``workers >= 1`` runs the watchdog pool; ``workers == 0`` runs inline in this process
-    (debugging: soft deadlines only, and only in the main thread). ``judge`` replaces the
-    math-verify comparison (a picklable module-level function; for fault-injection tests).
+    (debugging: soft deadlines only, and only in the main thread). ``grader``
+    (``trajfusion.verify.graders``) extracts, normalizes and compares; ``judge`` replaces its
+    comparison (a picklable module-level function; for fault-injection tests).
     ``source`` names the input in error messages.
     """
     try:
@@ -50,8 +52,8 @@ def verify_frame(df: pd.DataFrame, workers: int = 2, timeout: float = 5.0,
     from tqdm import tqdm
 
     # The forkserver starts (and imports math-verify) while the tasks are built.
-    with ProblemPool(workers, timeout, settings, judge or math_verify_judge, chunk_rows=chunk) as pool:
-        tasks, rows_of = _build_tasks(df, source)
+    with ProblemPool(workers, timeout, settings, judge, chunk_rows=chunk, grader=grader) as pool:
+        tasks, rows_of = _build_tasks(df, source, grader.normalize_gold)
         with tqdm(total=len(df), unit="resp", desc="verify", disable=not progress) as bar:
             pool.run(tasks, lambda task: bar.update(len(task.responses)))
     out = _assemble(df, tasks, rows_of)
@@ -59,7 +61,8 @@ def verify_frame(df: pd.DataFrame, workers: int = 2, timeout: float = 5.0,
     return out
 
 
-def _build_tasks(df: pd.DataFrame, source: str) -> tuple[list[ProblemTask], list[list[int]]]:
+def _build_tasks(df: pd.DataFrame, source: str,
+                 normalize_gold: Callable[[str], str]) -> tuple[list[ProblemTask], list[list[int]]]:
     finish = df["finish_reason"].tolist() if "finish_reason" in df.columns else [None] * len(df)
     hints = df["answer_type"].tolist() if "answer_type" in df.columns else [None] * len(df)
     tasks: dict[str, ProblemTask] = {}
@@ -72,7 +75,7 @@ def _build_tasks(df: pd.DataFrame, source: str) -> tuple[list[ProblemTask], list
         task = tasks.get(pid)
         if task is None:
             hint = hints[row] if isinstance(hints[row], str) else None
-            task = tasks[pid] = ProblemTask(len(tasks), normalize_answer(gold), hint, [], [])
+            task = tasks[pid] = ProblemTask(len(tasks), normalize_gold(gold), hint, [], [])
             raw_gold[pid] = gold
             rows_of[pid] = []
         elif gold != raw_gold[pid]:
