@@ -30,7 +30,7 @@ def make_verdicts(n_problems: int, k: int, p_correct: float, seed: int, prefix: 
             rows.append({"problem_id": f"{prefix}/{i:03d}", "sample_idx": j, "response": "...",
                          "n_tokens": int(tokens + rng.integers(0, 20)), "finish_reason": "stop", "gold": "1",
                          "answer": "1" if correct else str(rng.integers(2, 5)), "correct": correct, "status": "ok",
-                         "n_reflections": int(rng.random() < reflections)})
+                         "n_reflections": int(rng.random() < reflections), "n_markers": int(rng.random() < 0.5)})
     return pd.DataFrame(rows)
 
 
@@ -338,7 +338,13 @@ def test_figures_3_and_4_with_one_checkpoint_and_no_reflections(tmp_path):
     assert len(fig3.axes) == 1
     assert fig3.axes[0].get_xlabel() == "Training samples seen" and "Pass@1" in fig3.axes[0].get_ylabel()
     fig4 = figures.figure4(runs, caveat=SMOKE_CAVEAT)
-    assert len(fig4.axes) == 4 and all(ax.get_ylabel() and ax.get_title() for ax in fig4.axes)
+    assert len(fig4.axes) == 6 and all(ax.get_ylabel() and ax.get_title() for ax in fig4.axes)
+    per_1k = [ax for ax in fig4.axes if "per 1,000 tokens" in ax.get_title()]
+    assert len(per_1k) == 2
+    for ax in per_1k:  # reflections and the generic markers: two labelled series per method
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert sum(label.endswith(": reflection phrases") for label in labels) == 2
+        assert sum(label.endswith(": generic markers (wait, hmm, ...)") for label in labels) == 2
     assert SMOKE_CAVEAT in _texts(fig4)
     for fig, name in ((fig3, "f3"), (fig4, "f4")):
         assert all(p.stat().st_size > 5_000 for p in figures.save_figure(fig, tmp_path / name))
@@ -418,9 +424,10 @@ def test_report_end_to_end_is_complete_and_deterministic(tmp_path):
     assert "abc123" in index
 
     metrics_csv = pd.read_csv(out / "metrics.csv")
-    assert len(metrics_csv) == 6 * len(manifest["evals"])
+    assert len(metrics_csv) == 9 * len(manifest["evals"])
     aime = metrics_csv[(metrics_csv["benchmark"] == "aime24") & (metrics_csv["method"] == "trajfusion")]
-    assert set(aime["metric"]) == {"pass@1", "avg@k", "maj@k", "pass@4", "mean_output_tokens", "mean_reflections"}
+    assert set(aime["metric"]) == {"pass@1", "avg@k", "maj@k", "pass@4", "mean_output_tokens", "mean_reflections",
+                                   "mean_markers", "reflections_per_1k_tokens", "markers_per_1k_tokens"}
     sig = pd.read_csv(out / "significance.csv")
     # final math/gsm8k/synthetic, math/gsm8k at two checkpoints, table2's final math/gsm8k
     # (no context), aime24

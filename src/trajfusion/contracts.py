@@ -623,7 +623,10 @@ VERDICTS = Contract(
     "verdict table", "One row per (problem, sample) of an evaluation, sorted by `(problem_id, sample_idx)`.",
     (_PROBLEM_ID, _SAMPLE_IDX, _RESPONSE, _N_TOKENS, _FINISH, _GOLD,
      VERIFIED.column("answer"), VERIFIED.column("correct"), VERIFIED.column("status"),
-     Column("n_reflections", description="reflection phrases in the response", **_COUNT)),
+     Column("n_reflections", description="reflections: occurrences of the phrase file's error-recognition phrases "
+            "(case-insensitive, whole phrases; `trajfusion.evaluate.reflections`)", **_COUNT),
+     Column("n_markers", description="generic self-correction markers (\"wait\", \"hmm\", ...; "
+            "`GENERIC_MARKERS`) outside the reflections", **_COUNT)),
     key=("problem_id", "sample_idx"), rules=(SAMPLES_RULE, GOLD_RULE, *VERDICT_RULES), produced_by="`evaluate`")
 
 TABLES = (PROBLEMS, SAMPLE_SHARD, MERGED_SAMPLES, VERIFIED, STATISTICS, FUSED_EXAMPLE, VERDICTS)

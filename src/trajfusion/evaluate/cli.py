@@ -4,7 +4,7 @@ For every benchmark problem the prompt is rendered with the model's template, N 
 are generated (paper Appendix B.4: N = 16 for AIME, 1 elsewhere), each response is judged
 against the gold ``answer`` with ``trajfusion.verify.verify_frame`` and its reflections are
 counted. The output has the contract columns ``problem_id, sample_idx, response, n_tokens,
-finish_reason, gold, answer, correct, status, n_reflections``, sorted by
+finish_reason, gold, answer, correct, status, n_reflections, n_markers``, sorted by
 ``(problem_id, sample_idx)``.
 
 Evaluation disables the output filters (truncation, repetition, language switch): every
@@ -27,7 +27,7 @@ from trajfusion.evaluate.samples import generate_samples, read_benchmark
 from trajfusion.evaluate.scoring import judge
 from trajfusion.evaluate.settings import EvaluateSettings
 from trajfusion.io import artifact_metadata, sha256_file
-from trajfusion.phrases import all_phrases, default_phrases_path
+from trajfusion.phrases import default_phrases_path, load_phrases
 from trajfusion.sample.backends import load_backend
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 def run(args: argparse.Namespace) -> int:
     settings = EvaluateSettings.from_args(args)
-    phrases = tuple(all_phrases(args.phrases))
+    phrases = load_phrases(args.phrases).error_recognition
     bench = read_benchmark(args.benchmark)
     backend = load_backend(settings.backend, args.model, **settings.backend_options())
     try:
@@ -59,7 +59,8 @@ def register(sub) -> None:
                        description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="model directory (safetensors + tokenizer)")
     p.add_argument("--benchmark", required=True, help="benchmark problem table (.parquet)")
-    p.add_argument("--phrases", default=None, help="reflection phrase file (default: resources/phrases.yaml)")
+    p.add_argument("--phrases", default=None, help="phrase file whose error_recognition phrases count as reflections "
+                   "(default: resources/phrases.yaml)")
     p.add_argument("--output", required=True, help="verdict table (.parquet)")
     EvaluateSettings.add_arguments(p)
     p.set_defaults(func=run)

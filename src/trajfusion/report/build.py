@@ -70,7 +70,9 @@ def evaluate_entries(manifest: dict, paper: dict, n_resamples: int, seed: int) -
 
 
 METRIC_UNITS = {"pass@1": "percent", "avg@k": "percent", "maj@k": "percent", "pass@k": "percent",
-                "mean_output_tokens": "tokens", "mean_reflections": "reflections per response"}
+                "mean_output_tokens": "tokens", "mean_reflections": "reflections per response",
+                "mean_markers": "markers per response", "reflections_per_1k_tokens": "reflections per 1,000 tokens",
+                "markers_per_1k_tokens": "markers per 1,000 tokens"}
 
 
 def metrics_csv(metrics: pd.DataFrame, caveat: str | None) -> pd.DataFrame:

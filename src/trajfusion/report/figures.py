@@ -4,8 +4,10 @@
   against error rate with Spearman's rho over mixed-outcome problems (and over all).
 - Figure 3: MATH Pass@1 over first-epoch checkpoints (x = training samples seen), vanilla
   RFT in gray and TrajFusion in red with the margin shaded, one panel per backbone.
-- Figure 4: mean output tokens and reflections per response over checkpoints on GSM8K and
-  MATH (four panels).
+- Figure 4: mean output tokens, and reflections per response and per 1,000 generated tokens,
+  over checkpoints on GSM8K and MATH (six panels). Reflections are the phrase file's
+  error-recognition phrases (``trajfusion.evaluate.reflections``); the generic markers
+  ("wait", "hmm", ...) are a second, separately labelled series in the same panels.
 
 Every figure is drawn even without data (its panels then say so), so that the set of
 output files is fixed. Files are byte-identical across runs: PDF and PNG metadata carry no
@@ -209,13 +211,14 @@ def _line_label(method: str, variant: str, backbone: str | None = None) -> str:
     return f"{label}, {backbone}" if backbone else label
 
 
-def _plot_series(ax, frame: pd.DataFrame, color: str, linestyle: str, label: str) -> None:
+def _plot_series(ax, frame: pd.DataFrame, color: str, linestyle: str, label: str, marker: str = "o",
+                 alpha: float = 1.0) -> None:
     has_ci = frame["ci_low"].notna().to_numpy()
-    ax.plot(frame["x"], frame["value"], marker="o", color=color, linestyle=linestyle, label=label)
+    ax.plot(frame["x"], frame["value"], marker=marker, color=color, linestyle=linestyle, label=label, alpha=alpha)
     if has_ci.any():
         sub = frame[has_ci]
         ax.errorbar(sub["x"], sub["value"], yerr=[sub["value"] - sub["ci_low"], sub["ci_high"] - sub["value"]],
-                    fmt="none", ecolor=color, alpha=0.5, capsize=3)
+                    fmt="none", ecolor=color, alpha=0.5 * alpha, capsize=3)
 
 
 def _shade_margin(ax, base: pd.DataFrame, other: pd.DataFrame) -> None:
@@ -253,31 +256,47 @@ def figure3(results: list[EvalResult], caveat: str | None = None):
     return fig
 
 
-FIGURE4_PANELS = (("gsm8k", "mean_output_tokens", "(a) GSM8K: output length", "Mean output tokens"),
-                  ("math", "mean_output_tokens", "(b) MATH: output length", "Mean output tokens"),
-                  ("gsm8k", "mean_reflections", "(c) GSM8K: reflection frequency", "Reflections per response"),
-                  ("math", "mean_reflections", "(d) MATH: reflection frequency", "Reflections per response"))
+# (benchmark, [(metric, series label or None)], panel title, y label); the first series of a
+# panel is drawn solid, the second (generic markers) light with crosses.
+_REFLECTIONS = "reflection phrases"
+_MARKERS = "generic markers (wait, hmm, ...)"
+FIGURE4_PANELS = (
+    ("gsm8k", [("mean_output_tokens", None)], "(a) GSM8K: output length", "Mean output tokens"),
+    ("math", [("mean_output_tokens", None)], "(b) MATH: output length", "Mean output tokens"),
+    ("gsm8k", [("mean_reflections", _REFLECTIONS), ("mean_markers", _MARKERS)],
+     "(c) GSM8K: reflection frequency per response", "Occurrences per response"),
+    ("math", [("mean_reflections", _REFLECTIONS), ("mean_markers", _MARKERS)],
+     "(d) MATH: reflection frequency per response", "Occurrences per response"),
+    ("gsm8k", [("reflections_per_1k_tokens", _REFLECTIONS), ("markers_per_1k_tokens", _MARKERS)],
+     "(e) GSM8K: reflection frequency per 1,000 tokens", "Occurrences per 1,000 output tokens"),
+    ("math", [("reflections_per_1k_tokens", _REFLECTIONS), ("markers_per_1k_tokens", _MARKERS)],
+     "(f) MATH: reflection frequency per 1,000 tokens", "Occurrences per 1,000 output tokens"))
 
 
 def figure4(results: list[EvalResult], caveat: str | None = None):
-    """Output length and reflection frequency over checkpoints (four panels)."""
+    """Output length and reflection frequency (per response, per 1,000 tokens) over checkpoints."""
     plt = _pyplot()
     chosen = [r for r in results if r.in_table("figure4") and r.bench in ("gsm8k", "math")]
     backbones = sorted({str(r.entry.get("backbone_label") or r.entry["backbone"]) for r in chosen})
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    for ax, (bench, metric, title, ylabel) in zip(axes.flat, FIGURE4_PANELS):
-        series = _series([r for r in chosen if r.bench == bench], metric)
-        for (backbone, method, variant), frame in series.items():
-            style = LINESTYLES[backbones.index(backbone) % len(LINESTYLES)]
-            _plot_series(ax, frame, METHOD_COLORS.get(method, "#1f77b4"), style,
-                         _line_label(method, variant, backbone if len(backbones) > 1 else None))
-        if not series:
+    fig, axes = plt.subplots(3, 2, figsize=(11, 11.5))
+    for ax, (bench, metrics, title, ylabel) in zip(axes.flat, FIGURE4_PANELS):
+        drawn = False
+        for position, (metric, series_label) in enumerate(metrics):
+            for (backbone, method, variant), frame in _series([r for r in chosen if r.bench == bench], metric).items():
+                label = _line_label(method, variant, backbone if len(backbones) > 1 else None)
+                _plot_series(ax, frame, METHOD_COLORS.get(method, "#1f77b4"),
+                             LINESTYLES[backbones.index(backbone) % len(LINESTYLES)],
+                             f"{label}: {series_label}" if series_label else label,
+                             marker="ox"[position], alpha=(1.0, 0.45)[position])
+                drawn = True
+        if not drawn:
             ax.text(0.5, 0.5, "no evaluations with samples_seen", transform=ax.transAxes, ha="center", va="center")
         else:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7)
         ax.set_xlabel("Training samples seen")
         ax.set_ylabel(ylabel)
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    finish(fig, "Output length and reflection frequency over checkpoints", caveat)
+    finish(fig, "Output length and reflection frequency over checkpoints\n"
+                "reflections: the phrase file's error-recognition phrases; tokens: the model's own", caveat)
     return fig
