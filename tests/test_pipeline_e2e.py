@@ -20,6 +20,9 @@ def test_every_rule_ran_and_the_report_is_complete(e2e_local_run):
         path = report / name
         assert path.exists() and path.stat().st_size > 0, name
     assert "smoke test" in (report / "table1.md").read_text().lower()
+    assert "- Figure 1: tiny on synthetic_arith (pool e2e), 10 problems" in (report / "index.md").read_text()
+    metrics = pd.read_csv(report / "metrics.csv")
+    assert {"reflections_per_1k_tokens", "markers_per_1k_tokens"} <= set(metrics["metric"])
     # Every job wrote a log and a benchmark (cost) file.
     assert list((workdir / "results" / "logs").rglob("*.log"))
     assert list((workdir / "results" / "cost").rglob("*.tsv"))

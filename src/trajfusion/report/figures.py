@@ -1,7 +1,8 @@
 """Figures 1, 3 and 4 of the paper, drawn with matplotlib (Agg) and saved as PNG and PDF.
 
-- Figure 1 (a row per statistics table): error-rate histogram, and incorrect-answer entropy
-  against error rate with Spearman's rho over mixed-outcome problems (and over all).
+- Figure 1 (a row per chosen statistics table, ``StatsPanel``): error-rate histogram, and
+  incorrect-answer entropy against error rate with Spearman's rho over mixed-outcome problems
+  (and over all); the titles name the teacher, the pool sources shown and the problem count.
 - Figure 3: MATH Pass@1 over first-epoch checkpoints (x = training samples seen), vanilla
   RFT in gray and TrajFusion in red with the margin shaded, one panel per backbone.
 - Figure 4: mean output tokens, and reflections per response and per 1,000 generated tokens,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -117,9 +119,25 @@ def _fmt_rho(rho: float, p: float) -> str:
     return f"Spearman ρ = {rho:.2f} ({p_text})"
 
 
-def figure1(panels: list[tuple[str, pd.DataFrame, str]], caveat: str | None = None):
-    """Sampling statistics (paper Figure 1): one row of two panels per (title, statistics
-    table, source) in ``panels``; a figure saying so when there is none."""
+@dataclass(frozen=True, eq=False)
+class StatsPanel:
+    """A row of Figure 1: a teacher's statistics on a pool, restricted to the problems of
+    ``sources``; ``where`` names the table in error messages."""
+
+    teacher: str
+    pool: str
+    sources: tuple[str, ...]
+    stats: pd.DataFrame
+    where: str
+
+    @property
+    def title(self) -> str:
+        return f"{self.teacher} on {' + '.join(self.sources) or 'no source'} (pool {self.pool})"
+
+
+def figure1(panels: list[StatsPanel], caveat: str | None = None):
+    """Sampling statistics (paper Figure 1): one row of two panels per ``StatsPanel``; a
+    figure saying so when there is none."""
     plt = _pyplot()
     if not panels:
         fig, ax = plt.subplots(figsize=(8, 3))
@@ -127,13 +145,17 @@ def figure1(panels: list[tuple[str, pd.DataFrame, str]], caveat: str | None = No
         finish(fig, "Sampling statistics", caveat)
         return fig
     fig, axes = plt.subplots(len(panels), 2, figsize=(11, 4.4 * len(panels)), squeeze=False)
-    for (title, stats, source), (left, right) in zip(panels, axes):
-        STATISTICS.check(stats, source, columns=FIGURE1_COLUMNS)
-        valid = stats[stats["K"] > 0]  # the contract's error rate is defined exactly there
+    for panel, (left, right) in zip(panels, axes):
+        STATISTICS.check(panel.stats, panel.where, columns=FIGURE1_COLUMNS)
+        valid = panel.stats[panel.stats["K"] > 0]  # the contract's error rate is defined exactly there
         mixed = (valid["n_correct"] > 0) & (valid["n_incorrect"] > 0)
-        _error_rate_histogram(left, valid, mixed, title)
-        _entropy_scatter(right, valid, mixed, title)
-    finish(fig, "Sampling statistics: error rates and diversity of incorrect answers", caveat)
+        _error_rate_histogram(left, valid, mixed, panel.title)
+        _entropy_scatter(right, valid, mixed, panel.title)
+    if len(panels) == 1:
+        title = f"Sampling statistics of {panels[0].title}: {len(panels[0].stats)} problems"
+    else:
+        title = "Sampling statistics: error rates and diversity of incorrect answers, a row per teacher and pool"
+    finish(fig, title, caveat)
     return fig
 
 
