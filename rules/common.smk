@@ -146,7 +146,31 @@ def check_training_profiles(cfg):
             _fail(f"training_profiles.{profile}", str(exc))
 
 
+def check_figure1(cfg):
+    """Figure 1's teacher, pool and sources name a sampled (teacher, pool) pair and sources
+    of every pool it shows."""
+    chosen = cfg["report"]
+    teacher, pool = chosen["figure1_teacher"], chosen["figure1_pool"]
+    pairs = sorted({(e["teacher"], e["pool"]) for e in cfg["experiments"].values()})
+    shown = [p for p in pairs if teacher in (None, p[0]) and pool in (None, p[1])]
+    if not shown:
+        key = "report.figure1_teacher" if teacher is not None else "report.figure1_pool"
+        _fail(
+            key,
+            f"no experiment samples teacher {teacher!r} on pool {pool!r}; sampled (teacher, pool) pairs: {pairs}",
+        )
+    for i, source in enumerate(chosen["figure1_sources"]):
+        for _, shown_pool in shown:
+            names = [s["name"] for s in cfg["pools"][shown_pool]["sources"]]
+            if source not in names:
+                _fail(
+                    f"report.figure1_sources[{i}]",
+                    f"{source!r} is not a source of pool {shown_pool!r} (its sources: {names})",
+                )
+
+
 check_references(config)
+check_figure1(config)
 PLAN = Plan.from_config(config)
 check_training_profiles(config)
 

@@ -85,7 +85,10 @@ def evaluation_settings(w):
 
 def report_settings():
     return settings_json(
-        ReportSettings, seed=config["seed"], gpus_per_job=PLAN.gpu_patterns()
+        ReportSettings,
+        config["report"],
+        seed=config["seed"],
+        gpus_per_job=PLAN.gpu_patterns(),
     )
 
 

@@ -77,6 +77,7 @@ def test_paper_config_plans_the_paper_matrix(tmp_path):
     (lambda c: c["benchmarks"].__setitem__("mathh", {}), r"mathh"),
     (lambda c: c["sampling"].__setitem__("k", 0), r"\bk\b"),
     (lambda c: c["sampling"].__setitem__("top_p", 0), r"top_p"),
+    (lambda c: c["report"].__setitem__("figure1_sources", ["deepmth_103k"]), r"figure1_sources"),
 ])
 def test_schema_rejects_bad_values_naming_the_key(tmp_path, mutate, key_pattern):
     config = copy.deepcopy(load("config.yaml"))
@@ -95,6 +96,10 @@ def test_schema_rejects_bad_values_naming_the_key(tmp_path, mutate, key_pattern)
     (lambda c: c["teachers"]["smollm2-135m"].__setitem__("model", "nope"), "teachers.smollm2-135m.model"),
     (lambda c: c["fusion"]["variants"]["tf"].pop("alpha"), "fusion.variants.tf"),
     (lambda c: c["fusion"]["variants"]["tf"].__setitem__("alpha_from", "rft"), "fusion.variants.tf"),
+    # a registry source the embedded pool does not have (the paper's Figure 1 subset)
+    (lambda c: c["report"].__setitem__("figure1_sources", ["synthetic_arith", "deepmath_103k"]),
+     "report.figure1_sources[1]"),
+    (lambda c: c["report"].__setitem__("figure1_teacher", "gpt"), "report.figure1_teacher"),
 ])
 def test_cross_references_are_checked_before_any_job(tmp_path, mutate, key):
     config = copy.deepcopy(load("config.yaml"))

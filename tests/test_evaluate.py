@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from trajfusion import evaluate
+from trajfusion.evaluate.reflections import count_series
 from trajfusion.io import InputError
-from trajfusion.phrases import all_phrases, default_phrases_path
+from trajfusion.phrases import default_phrases_path, load_phrases
 from trajfusion.report.metrics import check_verdicts
 from trajfusion.sample.backends import Completion
 
@@ -37,38 +38,39 @@ def phrase_file(tmp_path):
 
 @pytest.fixture
 def phrases(phrase_file):
-    return tuple(all_phrases(phrase_file))
+    return load_phrases(phrase_file).error_recognition
 
 
-@pytest.mark.parametrize("text,count", [
-    ("Wait... that doesn't seem right. Let's try again.", 1),  # one full phrase, not three markers
-    ("wait, that doesn’t seem right. LET’S TRY AGAIN.", 3),  # variant wording: markers counted separately
-    ("x = 3. Hmm, maybe we're missing\nsomething.  Think carefully. y = 4", 1),
-    ("Ah, that makes sense now.", 1),  # the longer success phrase wins over "That makes sense now."
-    ("Hmm. Wait. Hold on.", 3),
-    ("We awaited the hmmm result while waiting.", 0),  # no matches inside words
-    ("The answer is \\boxed{5}.", 0),
-    ("", 0),
+@pytest.mark.parametrize("text,reflections,markers", [
+    ("Wait... that doesn't seem right. Let's try again.", 1, 0),  # one phrase; its marker words are its own
+    ("Let the dough rest, then wait 5 minutes before baking.", 0, 1),  # a generic marker, not a reflection
+    ("WAIT... THAT DOESN’T SEEM RIGHT. let's TRY again.", 1, 0),  # case and apostrophes do not matter
+    ("wait, that doesn't seem right. Let's go on.", 0, 2),  # a partial phrase is no reflection
+    ("x = 3. Hmm, maybe we're missing\nsomething.  Think carefully. y = 4", 1, 0),
+    ("Ah, that makes sense now. Yes, this is correct.", 0, 0),  # success phrases are no reflection
+    ("Hmm. Wait. Hold on.", 0, 3),
+    ("We awaited the hmmm result while waiting.", 0, 0),  # no matches inside words
+    ("2 + 2 = 5. That doesn't add up. Let's give it another go. Hold on. That might not be correct. "
+     "Try again. 2 + 2 = 4. Hmm", 2, 1),
+    ("The answer is \\boxed{5}.", 0, 0),
+    ("", 0, 0),
 ])
-def test_count_reflections(text, count, phrases):
-    assert evaluate.count_reflections(text, phrases) == count
+def test_reflections_are_the_error_recognition_phrases(text, reflections, markers, phrases):
+    assert count_series(text, phrases) == (reflections, markers)
+    assert evaluate.count_reflections(text, phrases) == reflections
+
+
+def test_overlapping_phrases_count_once():
+    nested = ("Hold on.", "Hold on. Let's try again.")
+    assert count_series("Hold on. Let's try again. 3 + 4 = 7.", nested) == (1, 0)
+    assert count_series("hold on.   LET'S try\nagain. Hold on.", nested) == (2, 0)
+    chained = ("try again. wait", "wait. try again")  # the second shares "wait" with the first
+    assert count_series("Try again. Wait. Try again.", chained) == (1, 0)
 
 
 def test_packaged_phrase_file_has_the_papers_phrases():
-    loaded = all_phrases(default_phrases_path())
-    assert sorted(loaded) == sorted(p for group in PAPER_PHRASES.values() for p in group)
-
-
-def test_bad_phrase_files(tmp_path):
-    path = tmp_path / "p.yaml"
-    path.write_text("error_recognition: 5\n")
-    with pytest.raises(InputError, match="key 'error_recognition': expected a list"):
-        all_phrases(path)
-    path.write_text("- a\n- b\n")
-    with pytest.raises(InputError, match="expected a mapping"):
-        all_phrases(path)
-    with pytest.raises(InputError, match="does not exist"):
-        all_phrases(tmp_path / "missing.yaml")
+    loaded = load_phrases(default_phrases_path())
+    assert loaded.error_recognition == tuple(PAPER_PHRASES["error_recognition"])
 
 
 # ------------------------------------------------------------------------ end to end
@@ -147,7 +149,8 @@ def test_evaluate_with_a_scripted_backend_and_the_real_verifier(scripted, tmp_pa
     check_verdicts(df)
     assert df["problem_id"].tolist() == ["t/1"] * 3 + ["t/2"] * 3 + ["t/3"] * 3
     assert df["correct"].tolist() == [True, True, False, True, False, True, False, True, False]
-    assert df["n_reflections"].tolist() == [0, 0, 0, 1, 0, 2, 0, 0, 0]
+    assert df["n_reflections"].tolist() == [0, 0, 0, 1, 0, 0, 0, 0, 0]
+    assert df["n_markers"].tolist() == [0, 0, 0, 0, 0, 2, 0, 0, 0]  # "Hmm, hmm." is no reflection
     # evaluation applies no output filters: a truncated response is still judged on its answer
     assert df.loc[7, "finish_reason"] == "length" and df.loc[7, "status"] == "ok"
     assert pd.isna(df.loc[8, "answer"]) and not df.loc[8, "correct"]

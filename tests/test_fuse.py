@@ -26,7 +26,6 @@ from trajfusion.fuse import (
     validate_verified,
 )
 from trajfusion.io import InputError, write_parquet
-from trajfusion.phrases import all_phrases
 
 ERR, OK_, CERT = "ERR-PHRASE", "OK-PHRASE", "CERT-PHRASE"
 
@@ -469,18 +468,14 @@ def test_bad_phrase_files_are_rejected(tmp_path):
 
 
 def test_one_phrase_file_serves_fusion_and_evaluation(tmp_path):
-    # Fusion reads its three categories; evaluation counts every phrase, extra categories included.
+    # Fusion reads its three categories (evaluation counts the first); other keys are ignored.
     path = tmp_path / "p.yaml"
     path.write_text("reflection: [hmm]\nerror_recognition: [a, b]\nsuccess_confirmation: [c]\n")
     phrases = load_phrases(path)
     assert (phrases.error_recognition, phrases.success_confirmation, phrases.certainty) == (("a", "b"), ("c",), ())
-    assert all_phrases(path) == ["hmm", "a", "b", "c"]
-    table5 = load_phrases()
-    assert all_phrases() == [*table5.error_recognition, *table5.success_confirmation, *table5.certainty]
     path.write_text("[a, b]\n")
-    for loader in (load_phrases, all_phrases):
-        with pytest.raises(InputError, match="p.yaml: expected a mapping of phrase categories"):
-            loader(path)
+    with pytest.raises(InputError, match="p.yaml: expected a mapping of phrase categories"):
+        load_phrases(path)
 
 
 def test_parquet_texts_fetches_rows_across_batches(tmp_path):

@@ -26,7 +26,7 @@ def verdicts(rows: dict[str, list[tuple]]) -> pd.DataFrame:
         for idx, (correct, answer, status) in enumerate(samples):
             records.append({"problem_id": pid, "sample_idx": idx, "response": f"r{idx}", "n_tokens": 10 * (idx + 1),
                             "finish_reason": "stop", "gold": "g", "answer": answer, "correct": correct,
-                            "status": status, "n_reflections": idx % 2,
+                            "status": status, "n_reflections": idx % 2, "n_markers": idx // 2,
                             "answer_group": answer_group(correct, answer, status)})
     return pd.DataFrame(records)
 
@@ -69,6 +69,23 @@ def test_token_and_reflection_means():
     # every problem has n_tokens 10, 20, 30, 40 and n_reflections 0, 1, 0, 1
     assert metrics.mean_output_tokens(CRAFTED) == pytest.approx(25.0)
     assert metrics.mean_reflections(CRAFTED) == pytest.approx(0.5)
+
+
+def test_reflections_per_1k_tokens_is_the_pooled_rate():
+    # 1 + 2 + 0 + 3 reflections in 200 + 300 + 100 + 400 tokens: 6 per 1,000 tokens (the mean
+    # of the per-response rates, 5.75, would let the short responses weigh as much as the long)
+    table = pd.DataFrame({"problem_id": ["p1", "p1", "p2", "p2"], "sample_idx": [0, 1, 0, 1],
+                          "response": "...", "n_tokens": [200, 300, 100, 400], "finish_reason": "stop",
+                          "gold": "1", "answer": "1", "correct": True, "status": "ok",
+                          "n_reflections": [1, 2, 0, 3], "n_markers": [0, 0, 4, 1]})
+    assert metrics.reflections_per_1k_tokens(table) == 6.0
+    estimates, dists = metrics.summarize(table, n_resamples=200, seed=0)
+    assert estimates["reflections_per_1k_tokens"].value == 6.0
+    assert estimates["markers_per_1k_tokens"].value == 5.0
+    # p1 alone: 3 in 500 tokens = 6; p2 alone: 3 in 500 = 6, so every resample gives 6 as well
+    assert np.allclose(dists["reflections_per_1k_tokens"], 6.0)
+    silent = table.assign(n_tokens=0)
+    assert math.isnan(metrics.reflections_per_1k_tokens(silent))
 
 
 @pytest.mark.parametrize("n,c,k", [(16, 0, 1), (16, 3, 1), (16, 3, 4), (16, 13, 4), (16, 12, 4), (10, 5, 10),

@@ -23,6 +23,9 @@ def test_every_rule_ran_and_the_report_is_complete(e2e_local_run):
     parity = pd.read_csv(report / "graders.csv")  # per verdict table, both graders' verdicts counted
     assert len(parity) > 0 and (parity["n_responses"] > 0).all()
     assert set(parity["grader"]) == {"math_verify"} and set(parity["other_grader"]) == {"qwen25_math"}
+    assert "- Figure 1: tiny on synthetic_arith (pool e2e), 10 problems" in (report / "index.md").read_text()
+    metrics = pd.read_csv(report / "metrics.csv")
+    assert {"reflections_per_1k_tokens", "markers_per_1k_tokens"} <= set(metrics["metric"])
     # Every job wrote a log and a benchmark (cost) file.
     assert list((workdir / "results" / "logs").rglob("*.log"))
     assert list((workdir / "results" / "cost").rglob("*.tsv"))

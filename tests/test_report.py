@@ -12,7 +12,9 @@ import pytest
 
 from trajfusion.io import InputError
 from trajfusion.report import SMOKE_CAVEAT, build_report, figures, paper, register, tables
+from trajfusion.report.build import load_stats
 from trajfusion.report.metrics import problem_scores, summarize_scores
+from trajfusion.report.settings import ReportSettings
 
 PAPER = paper.load_paper_results()
 
@@ -30,7 +32,7 @@ def make_verdicts(n_problems: int, k: int, p_correct: float, seed: int, prefix: 
             rows.append({"problem_id": f"{prefix}/{i:03d}", "sample_idx": j, "response": "...",
                          "n_tokens": int(tokens + rng.integers(0, 20)), "finish_reason": "stop", "gold": "1",
                          "answer": "1" if correct else str(rng.integers(2, 5)), "correct": correct, "status": "ok",
-                         "n_reflections": int(rng.random() < reflections)})
+                         "n_reflections": int(rng.random() < reflections), "n_markers": int(rng.random() < 0.5)})
     df = pd.DataFrame(rows)
     # every tenth response graded the other way by the other grader
     flipped = df.index % 10 == 3
@@ -305,12 +307,16 @@ def stats_table(n: int, seed: int, constant_entropy: bool = False) -> pd.DataFra
                          "n_timeout": 0, "n_error": 0, "answer_groups": "[]"})
 
 
+def panel(stats: pd.DataFrame, teacher: str = "qwen", pool: str = "p15k", where: str = "s") -> figures.StatsPanel:
+    return figures.StatsPanel(teacher, pool, tuple(sorted(stats["source"].unique())), stats, where)
+
+
 def _texts(fig) -> str:
     return " ".join(t.get_text() for ax in fig.axes for t in ax.texts) + " ".join(t.get_text() for t in fig.texts)
 
 
 def test_figure1_labels_spearman_and_files(tmp_path):
-    panels = [("qwen on 15k", stats_table(200, 0), "a"), ("r1 on 100k", stats_table(50, 1), "b")]
+    panels = [panel(stats_table(200, 0)), panel(stats_table(50, 1), "r1", "p100k")]
     fig = figures.figure1(panels, caveat=SMOKE_CAVEAT)
     assert len(fig.axes) == 4
     for ax in fig.axes:
@@ -325,15 +331,54 @@ def test_figure1_labels_spearman_and_files(tmp_path):
 
 
 def test_figure1_degenerate_inputs():
-    fig = figures.figure1([("flat", stats_table(30, 1, constant_entropy=True), "s")])
+    fig = figures.figure1([panel(stats_table(30, 1, constant_entropy=True))])
     assert "Spearman ρ = n/a" in _texts(fig)
-    one = figures.figure1([("one", stats_table(1, 0), "s")])
+    one = figures.figure1([panel(stats_table(1, 0))])
     assert "Spearman ρ = n/a" in _texts(one)
     assert "no statistics tables" in _texts(figures.figure1([]))
     rho, p = figures.spearman([0.1, 0.2, 0.3, 0.4], [1, 2, 3, 5])
     assert rho == pytest.approx(1.0)
     with pytest.raises(InputError, match="missing required column"):
-        figures.figure1([("x", stats_table(5, 0).drop(columns="entropy"), "s.parquet")])
+        figures.figure1([panel(stats_table(5, 0).drop(columns="entropy"), where="s.parquet")])
+
+
+def mixed_sources_manifest(root) -> dict:
+    """Two statistics tables of one teacher: the 15K pool and the 100K pool with DeepMath."""
+    entries = []
+    for pool, sources in (("p15k", ["gsm8k_train", "math_train"]), ("p100k", ["gsm8k_train", "deepmath_103k"])):
+        stats = stats_table(40, len(entries)).assign(source=[sources[i % 3 == 0] for i in range(40)])
+        stats["problem_id"] = [f"{source}/{i:03d}" for i, source in enumerate(stats["source"])]
+        stats = stats.sort_values("problem_id").reset_index(drop=True)
+        path = root / f"{pool}.parquet"
+        stats.to_parquet(path)
+        entries.append({"teacher": "qwen", "pool": pool, "path": str(path)})
+    return {"stats": entries}
+
+
+def test_figure1_subset_shows_only_the_named_sources_problems(tmp_path):
+    manifest = mixed_sources_manifest(tmp_path)
+    (chosen,) = load_stats(manifest, "m.json", "qwen", "p100k", ("deepmath_103k",))
+    expected = pd.read_parquet(tmp_path / "p100k.parquet").query("source == 'deepmath_103k'")
+    assert chosen.stats["problem_id"].tolist() == expected["problem_id"].tolist() and len(expected) == 14
+    assert (chosen.teacher, chosen.pool, chosen.sources) == ("qwen", "p100k", ("deepmath_103k",))
+    fig = figures.figure1([chosen])
+    assert fig._suptitle.get_text() == "Sampling statistics of qwen on deepmath_103k (pool p100k): 14 problems"
+    assert all(ax.get_title().startswith("qwen on deepmath_103k (pool p100k)") for ax in fig.axes)
+    everything = load_stats(manifest, "m.json")
+    assert [(p.pool, p.sources, len(p.stats)) for p in everything] == [
+        ("p15k", ("gsm8k_train", "math_train"), 40), ("p100k", ("deepmath_103k", "gsm8k_train"), 40)]
+
+
+def test_figure1_names_that_match_nothing_are_errors(tmp_path):
+    manifest = mixed_sources_manifest(tmp_path)
+    with pytest.raises(InputError, match=r"p15k.parquet\): --figure1-sources \['deepmath_103k'\]: no problems of "
+                                         r"\['deepmath_103k'\]; the table's sources: \['gsm8k_train', 'math_train'\]"):
+        load_stats(manifest, "m.json", "qwen", "p15k", ("deepmath_103k",))
+    with pytest.raises(InputError, match=r"m.json: --figure1-teacher 'r1' and --figure1-pool None match no"):
+        load_stats(manifest, "m.json", "r1", None, ())
+    with pytest.raises(InputError, match=r"--figure1-sources: unknown source\(s\) \['deepmth'\]"):
+        ReportSettings.from_dict({"figure1_sources": ["deepmth"]})
+    assert ReportSettings.from_dict({"figure1_sources": "deepmath_103k"}).figure1_sources == ("deepmath_103k",)
 
 
 def test_figures_3_and_4_with_one_checkpoint_and_no_reflections(tmp_path):
@@ -344,7 +389,13 @@ def test_figures_3_and_4_with_one_checkpoint_and_no_reflections(tmp_path):
     assert len(fig3.axes) == 1
     assert fig3.axes[0].get_xlabel() == "Training samples seen" and "Pass@1" in fig3.axes[0].get_ylabel()
     fig4 = figures.figure4(runs, caveat=SMOKE_CAVEAT)
-    assert len(fig4.axes) == 4 and all(ax.get_ylabel() and ax.get_title() for ax in fig4.axes)
+    assert len(fig4.axes) == 6 and all(ax.get_ylabel() and ax.get_title() for ax in fig4.axes)
+    per_1k = [ax for ax in fig4.axes if "per 1,000 tokens" in ax.get_title()]
+    assert len(per_1k) == 2
+    for ax in per_1k:  # reflections and the generic markers: two labelled series per method
+        labels = [line.get_label() for line in ax.get_lines()]
+        assert sum(label.endswith(": reflection phrases") for label in labels) == 2
+        assert sum(label.endswith(": generic markers (wait, hmm, ...)") for label in labels) == 2
     assert SMOKE_CAVEAT in _texts(fig4)
     for fig, name in ((fig3, "f3"), (fig4, "f4")):
         assert all(p.stat().st_size > 5_000 for p in figures.save_figure(fig, tmp_path / name))
@@ -424,9 +475,10 @@ def test_report_end_to_end_is_complete_and_deterministic(tmp_path):
     assert "abc123" in index
 
     metrics_csv = pd.read_csv(out / "metrics.csv")
-    assert len(metrics_csv) == 6 * len(manifest["evals"])
+    assert len(metrics_csv) == 9 * len(manifest["evals"])
     aime = metrics_csv[(metrics_csv["benchmark"] == "aime24") & (metrics_csv["method"] == "trajfusion")]
-    assert set(aime["metric"]) == {"pass@1", "avg@k", "maj@k", "pass@4", "mean_output_tokens", "mean_reflections"}
+    assert set(aime["metric"]) == {"pass@1", "avg@k", "maj@k", "pass@4", "mean_output_tokens", "mean_reflections",
+                                   "mean_markers", "reflections_per_1k_tokens", "markers_per_1k_tokens"}
     sig = pd.read_csv(out / "significance.csv")
     # final math/gsm8k/synthetic, math/gsm8k at two checkpoints, table2's final math/gsm8k
     # (no context), aime24

@@ -17,6 +17,7 @@ import yaml
 from trajfusion.data.settings import BenchmarkSettings
 from trajfusion.evaluate.settings import EvaluateSettings
 from trajfusion.fuse.settings import FuseSettings
+from trajfusion.report.settings import ReportSettings
 from trajfusion.sample.settings import SampleSettings
 from trajfusion.settings import Settings
 from trajfusion.train.settings import TrainSettings
@@ -35,6 +36,7 @@ CASES = [
     (("$defs", "training_settings"), TrainSettings),
     (("properties", "training"), TrainSettings),
     (("properties", "evaluation"), EvaluateSettings),
+    (("properties", "report"), ReportSettings),
 ]
 
 # Schema properties named like a settings field that are not that setting, each with the reason.

@@ -648,7 +648,10 @@ VERDICTS = Contract(
     "verdict table", "One row per (problem, sample) of an evaluation, sorted by `(problem_id, sample_idx)`.",
     (_PROBLEM_ID, _SAMPLE_IDX, _RESPONSE, _N_TOKENS, _FINISH, _GOLD,
      VERIFIED.column("answer"), VERIFIED.column("correct"), VERIFIED.column("status"),
-     Column("n_reflections", description="reflection phrases in the response", **_COUNT),
+     Column("n_reflections", description="reflections: occurrences of the phrase file's error-recognition phrases "
+            "(case-insensitive, whole phrases; `trajfusion.evaluate.reflections`)", **_COUNT),
+     Column("n_markers", description="generic self-correction markers (\"wait\", \"hmm\", ...; "
+            "`GENERIC_MARKERS`) outside the reflections", **_COUNT),
      Column("answer_group", "str", "the answer group maj@k votes for: the normalized gold for every correct "
             "response (one group), the verifier's incorrect-answer group for an incorrect `ok` response (as in "
             "the verified table); null when `status` is not `ok`", nullable=True),

@@ -2,8 +2,9 @@
 
 A phrase file is a YAML mapping from a category to its list of phrases; the packaged one,
 ``resources/phrases.yaml``, holds the paper's three categories. Fusion inserts phrases of
-those three categories (``load_phrases``); evaluation counts every phrase of every category
-as a reflection (``all_phrases``), so a file may add categories only evaluation reads.
+those three categories (``load_phrases``); evaluation counts the occurrences of the
+``error_recognition`` phrases as reflections (``trajfusion.evaluate.reflections``). Other
+top-level keys are ignored.
 """
 
 from __future__ import annotations
@@ -60,27 +61,3 @@ def load_phrases(path: str | Path | None = None) -> Phrases:
             raise InputError(f"{file}: field '{key}' must hold at least one phrase")
         lists[key] = tuple(values)
     return Phrases(**lists, source=str(file))
-
-
-def all_phrases(path: str | Path | None = None) -> list[str]:
-    """Every non-blank string listed (at any depth) under the file's top-level keys, in file
-    order; each key must list at least one."""
-    file, data = read_phrase_file(path)
-    phrases = []
-    for key, value in data.items():
-        found = _strings_in_lists(value)
-        if not found:
-            raise InputError(f"{file}: key {key!r}: expected a list of phrase strings, got {value!r}")
-        phrases.extend(found)
-    return phrases
-
-
-def _strings_in_lists(value) -> list[str]:
-    if isinstance(value, list):
-        out = []
-        for item in value:
-            out.extend([item] if isinstance(item, str) else _strings_in_lists(item))
-        return [s for s in out if s.strip()]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings_in_lists(v)]
-    return []

@@ -26,7 +26,7 @@ from test_bad_input import dry_runs, embedded_config, schema_error
 from tests.conftest import REPO, make_data_dir
 from trajfusion import cli, evaluate
 from trajfusion.io import write_parquet
-from trajfusion.phrases import all_phrases, default_phrases_path
+from trajfusion.phrases import load_phrases
 from trajfusion.templates import load_template
 from trajfusion.train.dataset import IGNORE_INDEX, build_training_rows, load_fused_examples
 from trajfusion.verify import verify_frame
@@ -365,7 +365,7 @@ def check_evaluation_scores_payload_answers(bench, payloads) -> None:
                              "n_tokens": 5, "finish_reason": "stop", "gold": gold, "answer_type": "latex"}
                             for pid, gold in zip(bench["problem_id"], bench["answer"])
                             for idx, answer in enumerate([gold, *payloads["wrong"]])])
-    phrases = tuple(all_phrases(default_phrases_path()))
+    phrases = load_phrases().error_recognition
     verdicts = evaluate.judge(samples, phrases, workers=0, timeout=5)
     assert verdicts["correct"].tolist() == [True, False, False]
     assert verdicts["response"].tolist() == samples["response"].tolist()

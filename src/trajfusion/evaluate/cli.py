@@ -4,8 +4,8 @@ For every benchmark problem the prompt is rendered with the model's template, N 
 are generated (paper Appendix B.4: N = 16 for AIME, 1 elsewhere), each response is judged
 against the gold ``answer`` with ``trajfusion.verify.verify_frame`` under the chosen grader
 (setting ``grader``: ``math_verify`` or ``qwen25_math``, the Qwen2.5-Math toolkit's rules) and
-again under the other one, and its reflections are counted. The output is the verdict table
-(``trajfusion.contracts.VERDICTS``), sorted by ``(problem_id, sample_idx)``.
+again under the other one, and its reflections and generic markers are counted. The output is
+the verdict table (``trajfusion.contracts.VERDICTS``), sorted by ``(problem_id, sample_idx)``.
 
 Evaluation disables the output filters (truncation, repetition, language switch): every
 response is judged on its extracted answer, as in the Qwen2.5-Math evaluation toolkit the
@@ -27,7 +27,7 @@ from trajfusion.evaluate.samples import generate_samples, read_benchmark
 from trajfusion.evaluate.scoring import judge
 from trajfusion.evaluate.settings import EvaluateSettings
 from trajfusion.io import artifact_metadata, sha256_file
-from trajfusion.phrases import all_phrases, default_phrases_path
+from trajfusion.phrases import default_phrases_path, load_phrases
 from trajfusion.sample.backends import load_backend
 from trajfusion.sample.partial import PartialBatches, job_fingerprint
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 def run(args: argparse.Namespace) -> int:
     settings = EvaluateSettings.from_args(args)
-    phrases = tuple(all_phrases(args.phrases))
+    phrases = load_phrases(args.phrases).error_recognition
     bench = read_benchmark(args.benchmark)
     # The generated batches survive a kill (trajfusion.sample.partial); judging is redone.
     partial = PartialBatches(args.output, job_fingerprint(settings.provenance(), [args.benchmark], args.model))
@@ -64,7 +64,8 @@ def register(sub) -> None:
                        description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="model directory (safetensors + tokenizer)")
     p.add_argument("--benchmark", required=True, help="benchmark problem table (.parquet)")
-    p.add_argument("--phrases", default=None, help="reflection phrase file (default: resources/phrases.yaml)")
+    p.add_argument("--phrases", default=None, help="phrase file whose error_recognition phrases count as reflections "
+                   "(default: resources/phrases.yaml)")
     p.add_argument("--output", required=True, help="verdict table (.parquet)")
     EvaluateSettings.add_arguments(p)
     p.set_defaults(func=run)

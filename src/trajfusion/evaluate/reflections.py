@@ -1,14 +1,20 @@
-"""Counting the reflections of a response (``count_reflections``); the phrases come from
-``trajfusion.phrases.all_phrases``.
+"""Counting the reflections of a response (``count_reflections``) and, as a second and
+separately labelled series, its generic self-correction markers (``count_markers``).
 
-The rule: the phrases are every string listed under any top-level key of the phrase file
-(``resources/phrases.yaml``: the paper's Table 5 error-recognition, success and certainty
-phrases) plus the generic self-correction markers in ``GENERIC_MARKERS`` ("wait", "hmm",
-"let's try again", ...). Matching is case-insensitive, treats typographic apostrophes as
-ASCII ones and any run of whitespace as one space, and requires the match not to start or
-end inside a word. Matches are counted without overlap, scanning left to right and
-preferring the longest phrase at each position, so a full Table 5 phrase such as "Wait...
-that doesn't seem right. Let's try again." counts once, not once per marker it contains.
+A reflection is an occurrence of one of the error-recognition phrases of the phrase
+repository in use (the `error_recognition` list of the phrase file, by default the paper's
+Table 5: "Wait... that doesn't seem right. Let's try again.", ...): the phrases fusion puts
+between a fused error and the next trajectory, the paper's "reflection tokens" (Figure 4).
+A phrase matches as a whole; "Wait, I need 5 minutes" is not a reflection.
+
+A marker is an occurrence of one of ``GENERIC_MARKERS`` ("wait", "hmm", "hold on", ...)
+outside the reflections found in the same text, so the two series never count the same
+characters: the marker words inside a full Table 5 phrase belong to the reflection.
+
+Matching (both series) is case-insensitive, treats typographic apostrophes as ASCII ones and
+any run of whitespace as one space, and requires the match not to start or end inside a
+word. Matches are counted without overlap, scanning left to right and preferring the longest
+phrase at each position, so a phrase that contains another one counts once.
 """
 
 from __future__ import annotations
@@ -30,13 +36,34 @@ def _normalize(text: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def reflection_pattern(phrases: tuple[str, ...]) -> re.Pattern:
+def phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern:
     """One alternation over all phrases, longest first, each bounded by non-word characters."""
-    unique = sorted({_normalize(p).strip().lower() for p in phrases}, key=lambda p: (-len(p), p))
+    unique = sorted({_normalize(p).strip().lower() for p in phrases if p.strip()}, key=lambda p: (-len(p), p))
+    if not unique:
+        return re.compile(r"(?!)")  # matches nothing
     bodies = [r"\s+".join(re.escape(word) for word in p.split()) for p in unique]
     return re.compile(r"(?<!\w)(?:" + "|".join(bodies) + r")(?!\w)", re.IGNORECASE)
 
 
+def count_series(text: str, phrases: tuple[str, ...]) -> tuple[int, int]:
+    """(reflections, markers) of ``text`` for the error-recognition ``phrases`` (rule in the
+    module docstring). A reflection is blanked out before markers are searched."""
+    text = _normalize(text)
+    reflections = 0
+    pieces, end = [], 0
+    for match in phrase_pattern(phrases).finditer(text):
+        reflections += 1
+        pieces += [text[end:match.start()], " " * (match.end() - match.start())]
+        end = match.end()
+    rest = "".join(pieces) + text[end:]
+    return reflections, sum(1 for _ in phrase_pattern(GENERIC_MARKERS).finditer(rest))
+
+
 def count_reflections(text: str, phrases: tuple[str, ...]) -> int:
-    """Occurrences of ``phrases`` and ``GENERIC_MARKERS`` in ``text`` (rule in the module docstring)."""
-    return sum(1 for _ in reflection_pattern((*phrases, *GENERIC_MARKERS)).finditer(_normalize(text)))
+    """Occurrences of the error-recognition ``phrases`` in ``text``."""
+    return count_series(text, phrases)[0]
+
+
+def count_markers(text: str, phrases: tuple[str, ...]) -> int:
+    """Occurrences of ``GENERIC_MARKERS`` in ``text`` outside its reflections."""
+    return count_series(text, phrases)[1]

@@ -1,12 +1,13 @@
 """Judging sampled responses: the chosen grader's verdict against the gold answer, the other
-grader's verdict beside it, and the reflection count of each response, as the verdict table."""
+grader's verdict beside it, and the reflection and marker counts of each response, as the
+verdict table."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from trajfusion.contracts import VERDICTS
-from trajfusion.evaluate.reflections import count_reflections
+from trajfusion.evaluate.reflections import count_series
 
 VERDICT_COLUMNS = VERDICTS.names
 
@@ -14,7 +15,9 @@ VERDICT_COLUMNS = VERDICTS.names
 def judge(samples: pd.DataFrame, phrases: tuple[str, ...], workers: int, timeout: float,
           source: str = "samples", grader: str = "math_verify") -> pd.DataFrame:
     """Verify every response against its gold answer with ``grader`` (``answer_type`` is the
-    comparison hint of math-verify) and again with the other grader, and count reflections.
+    comparison hint of math-verify) and again with the other grader, and count its reflections
+    (occurrences of the error-recognition ``phrases``) and generic self-correction markers
+    (``trajfusion.evaluate.reflections``).
 
     The verifier groups the incorrect answers of a problem; every correct response joins one
     more group, labelled with the grader's normalized gold (which no incorrect answer can
@@ -31,7 +34,9 @@ def judge(samples: pd.DataFrame, phrases: tuple[str, ...], workers: int, timeout
     verdicts["grader"] = pd.Series(chosen.name, index=verdicts.index, dtype="str")
     verdicts["other_answer"] = checked["answer"]
     verdicts["other_correct"] = checked["correct"]
-    verdicts["n_reflections"] = [count_reflections(text, phrases) for text in verdicts["response"]]
+    counts = [count_series(text, phrases) for text in verdicts["response"]]
+    verdicts["n_reflections"] = [reflections for reflections, _ in counts]
+    verdicts["n_markers"] = [markers for _, markers in counts]
     verdicts = verdicts.sort_values(["problem_id", "sample_idx"], kind="mergesort").reset_index(drop=True)
-    return verdicts.astype({"sample_idx": "int64", "n_tokens": "int64", "correct": "bool",
-                            "n_reflections": "int64", "other_correct": "bool"})[VERDICT_COLUMNS]
+    return verdicts.astype({"sample_idx": "int64", "n_tokens": "int64", "correct": "bool", "n_reflections": "int64",
+                            "n_markers": "int64", "other_correct": "bool"})[VERDICT_COLUMNS]

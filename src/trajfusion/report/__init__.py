@@ -1,7 +1,8 @@
 """``trajfusion report``: Tables 1-3, Figures 1, 3 and 4, metrics and significance tests.
 
 Usage: ``trajfusion report --manifest MANIFEST.json --out-dir results/report
-[--paper-results FILE] [--bootstrap-samples B] [--seed S]``.
+[--paper-results FILE] [--bootstrap-samples B] [--seed S] [--figure1-teacher T]
+[--figure1-pool P] [--figure1-sources S1,S2]``.
 
 Manifest (JSON, written by the Snakemake rule; paths relative to the working directory; schema:
 ``trajfusion.contracts.MANIFEST_SCHEMA``)::
@@ -56,10 +57,11 @@ every checkpoint.
 
 Outputs in ``--out-dir``: ``table1/2/3.{md,csv,tex}``, ``significance.{md,csv,tex}``,
 ``metrics.csv`` (every eval entry x metric with 95% bootstrap intervals),
-``figure1.{png,pdf}`` (one row of panels per statistics table), ``figure3.{png,pdf}``,
-``figure4.{png,pdf}`` (always written; panels without runs say so), ``graders.{md,csv}``
-(per benchmark x run, the responses the two graders judge differently, with examples) and
-``index.md`` linking everything. Accuracies are percentages.
+``figure1.{png,pdf}`` (one row of panels per chosen statistics table, on the chosen
+sources' problems), ``figure3.{png,pdf}``, ``figure4.{png,pdf}`` (always written; panels
+without runs say so), ``graders.{md,csv}`` (per benchmark x run, the responses the two graders
+judge differently, with examples) and ``index.md`` linking everything. Accuracies are
+percentages.
 
 Modules: ``settings`` (``ReportSettings``), ``build`` (manifest, metrics, index and
 ``build_report``), ``metrics``, ``paper`` (the published numbers), ``tables`` (declarative

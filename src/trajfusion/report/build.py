@@ -70,7 +70,9 @@ def evaluate_entries(manifest: dict, paper: dict, n_resamples: int, seed: int) -
 
 
 METRIC_UNITS = {"pass@1": "percent", "avg@k": "percent", "maj@k": "percent", "pass@k": "percent",
-                "mean_output_tokens": "tokens", "mean_reflections": "reflections per response"}
+                "mean_output_tokens": "tokens", "mean_reflections": "reflections per response",
+                "mean_markers": "markers per response", "reflections_per_1k_tokens": "reflections per 1,000 tokens",
+                "markers_per_1k_tokens": "markers per 1,000 tokens"}
 
 
 def metrics_csv(metrics: pd.DataFrame, caveat: str | None) -> pd.DataFrame:
@@ -133,22 +135,39 @@ def load_trained_errors(source: str):
     return trained_errors_for
 
 
-def load_stats(manifest: dict, source: str) -> list[tuple[str, pd.DataFrame, str]]:
-    """(panel title, statistics table, where) per manifest stats entry."""
-    out = []
-    for i, entry in enumerate(manifest["stats"]):
+def load_stats(manifest: dict, source: str, teacher: str | None = None, pool: str | None = None,
+               sources: tuple[str, ...] = ()) -> list:
+    """Figure 1's panels: the manifest stats entries of ``teacher`` on ``pool`` (None: any),
+    each restricted to the problems of ``sources`` (empty: all of them)."""
+    from trajfusion.report.figures import StatsPanel
+
+    entries = [(i, e) for i, e in enumerate(manifest["stats"]) if teacher in (None, e["teacher"])
+               and pool in (None, e["pool"])]
+    if manifest["stats"] and not entries:
+        pairs = [(e["teacher"], e["pool"]) for e in manifest["stats"]]
+        raise InputError(f"{source}: --figure1-teacher {teacher!r} and --figure1-pool {pool!r} match no statistics "
+                         f"table; the manifest's (teacher, pool) pairs: {pairs}")
+    panels = []
+    for i, entry in entries:
         where = f"{source}: stats[{i}] ({entry['path']})"
         if not Path(entry["path"]).exists():
             raise InputError(f"{where}: file does not exist")
-        out.append((f"{entry['teacher']} on {entry['pool']}", read(entry["path"], STATISTICS), where))
-    return out
+        stats = read(entry["path"], STATISTICS)
+        present = sorted(stats["source"].dropna().unique())
+        missing = [name for name in sources if name not in present]
+        if missing:
+            raise InputError(f"{where}: --figure1-sources {list(sources)}: no problems of {missing}; the table's "
+                             f"sources: {present}")
+        chosen = stats[stats["source"].isin(sources)].reset_index(drop=True) if sources else stats
+        panels.append(StatsPanel(entry["teacher"], entry["pool"], tuple(sources) or tuple(present), chosen, where))
+    return panels
 
 
 # ------------------------------------------------------------------------------ index
 
 
 def render_index(manifest: dict, outputs: dict[str, list[Path]], missing: list[str], out_dir: Path,
-                 caveat: str | None) -> str:
+                 caveat: str | None, figure1: list | None = None) -> str:
     lines = ["# TrajFusion reproduction report", ""]
     if caveat:
         lines += [f"> **{caveat}**", ""]
@@ -161,7 +180,9 @@ def render_index(manifest: dict, outputs: dict[str, list[Path]], missing: list[s
     if missing:
         lines += ["## Empty figures", ""] + [f"- {m}" for m in missing] + [""]
     lines += ["## Inputs", "", f"- {len(manifest['evals'])} evaluations, {len(manifest['fusion_summaries'])} "
-              f"fusion summaries, {len(manifest['stats'])} statistics tables", ""]
+              f"fusion summaries, {len(manifest['stats'])} statistics tables"]
+    lines += [f"- Figure 1: {panel.title}, {len(panel.stats)} problems" for panel in figure1 or []]
+    lines.append("")
     if manifest["provenance"]:
         lines += ["## Provenance", "", "```json", json.dumps(manifest["provenance"], indent=2, sort_keys=True),
                   "```", ""]
@@ -181,8 +202,12 @@ def write_cost(cost_dir: str | Path, cost_files: list[str], gpu_patterns: list, 
 
 def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: str | Path | None = None,
                  n_resamples: int = 2000, seed: int = 0, cost_dir: str | Path = "results/cost",
-                 cost_files: list[str] | None = None, gpu_patterns: list | None = None) -> dict[str, list[Path]]:
-    """Write every report output; returns the written paths by section."""
+                 cost_files: list[str] | None = None, gpu_patterns: list | None = None,
+                 figure1_teacher: str | None = None, figure1_pool: str | None = None,
+                 figure1_sources: tuple[str, ...] = ()) -> dict[str, list[Path]]:
+    """Write every report output; returns the written paths by section. Figure 1 shows the
+    statistics of ``figure1_teacher`` on ``figure1_pool`` (None: every one in the manifest),
+    on the problems of ``figure1_sources`` (empty: all)."""
     from trajfusion.report import figures, tables
     from trajfusion.report.graders import write_grader_parity
     from trajfusion.report.paper import load_paper_results
@@ -214,10 +239,11 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
         if not any(r.in_table(name) and r.bench in benches and r.entry["samples_seen"] is not None for r in results):
             missing.append(f"{name.capitalize()}: no {'/'.join(benches)} evaluations with samples_seen listed "
                            f"for it (the figure says so)")
-    for name, fig in (("figure1", figures.figure1(load_stats(manifest, source), caveat)),
+    figure1 = load_stats(manifest, source, figure1_teacher, figure1_pool, tuple(figure1_sources))
+    for name, fig in (("figure1", figures.figure1(figure1, caveat)),
                       ("figure3", figures.figure3(results, caveat)), ("figure4", figures.figure4(results, caveat))):
         outputs["Figures"] += figures.save_figure(fig, out_dir / name)
     index = out_dir / "index.md"
-    write_text(render_index(manifest, outputs, missing, out_dir, caveat), index)
+    write_text(render_index(manifest, outputs, missing, out_dir, caveat, figure1), index)
     log.info("report: %d evaluations -> %s", len(results), index)
     return {**outputs, "Index": [index]}

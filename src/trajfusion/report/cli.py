@@ -13,7 +13,9 @@ def run(args: argparse.Namespace) -> int:
     settings = ReportSettings.from_args(args)
     build_report(args.manifest, args.out_dir, args.paper_results, settings.bootstrap_samples, settings.seed,
                  cost_dir=args.cost_dir, cost_files=args.cost_files,
-                 gpu_patterns=[list(pair) for pair in settings.gpus_per_job or ()])
+                 gpu_patterns=[list(pair) for pair in settings.gpus_per_job or ()],
+                 figure1_teacher=settings.figure1_teacher, figure1_pool=settings.figure1_pool,
+                 figure1_sources=settings.figure1_sources)
     return 0
 
 

@@ -1,11 +1,14 @@
 """Figures 1, 3 and 4 of the paper, drawn with matplotlib (Agg) and saved as PNG and PDF.
 
-- Figure 1 (a row per statistics table): error-rate histogram, and incorrect-answer entropy
-  against error rate with Spearman's rho over mixed-outcome problems (and over all).
+- Figure 1 (a row per chosen statistics table, ``StatsPanel``): error-rate histogram, and
+  incorrect-answer entropy against error rate with Spearman's rho over mixed-outcome problems
+  (and over all); the titles name the teacher, the pool sources shown and the problem count.
 - Figure 3: MATH Pass@1 over first-epoch checkpoints (x = training samples seen), vanilla
   RFT in gray and TrajFusion in red with the margin shaded, one panel per backbone.
-- Figure 4: mean output tokens and reflections per response over checkpoints on GSM8K and
-  MATH (four panels).
+- Figure 4: mean output tokens, and reflections per response and per 1,000 generated tokens,
+  over checkpoints on GSM8K and MATH (six panels). Reflections are the phrase file's
+  error-recognition phrases (``trajfusion.evaluate.reflections``); the generic markers
+  ("wait", "hmm", ...) are a second, separately labelled series in the same panels.
 
 Every figure is drawn even without data (its panels then say so), so that the set of
 output files is fixed. Files are byte-identical across runs: PDF and PNG metadata carry no
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -115,9 +119,25 @@ def _fmt_rho(rho: float, p: float) -> str:
     return f"Spearman ρ = {rho:.2f} ({p_text})"
 
 
-def figure1(panels: list[tuple[str, pd.DataFrame, str]], caveat: str | None = None):
-    """Sampling statistics (paper Figure 1): one row of two panels per (title, statistics
-    table, source) in ``panels``; a figure saying so when there is none."""
+@dataclass(frozen=True, eq=False)
+class StatsPanel:
+    """A row of Figure 1: a teacher's statistics on a pool, restricted to the problems of
+    ``sources``; ``where`` names the table in error messages."""
+
+    teacher: str
+    pool: str
+    sources: tuple[str, ...]
+    stats: pd.DataFrame
+    where: str
+
+    @property
+    def title(self) -> str:
+        return f"{self.teacher} on {' + '.join(self.sources) or 'no source'} (pool {self.pool})"
+
+
+def figure1(panels: list[StatsPanel], caveat: str | None = None):
+    """Sampling statistics (paper Figure 1): one row of two panels per ``StatsPanel``; a
+    figure saying so when there is none."""
     plt = _pyplot()
     if not panels:
         fig, ax = plt.subplots(figsize=(8, 3))
@@ -125,13 +145,17 @@ def figure1(panels: list[tuple[str, pd.DataFrame, str]], caveat: str | None = No
         finish(fig, "Sampling statistics", caveat)
         return fig
     fig, axes = plt.subplots(len(panels), 2, figsize=(11, 4.4 * len(panels)), squeeze=False)
-    for (title, stats, source), (left, right) in zip(panels, axes):
-        STATISTICS.check(stats, source, columns=FIGURE1_COLUMNS)
-        valid = stats[stats["K"] > 0]  # the contract's error rate is defined exactly there
+    for panel, (left, right) in zip(panels, axes):
+        STATISTICS.check(panel.stats, panel.where, columns=FIGURE1_COLUMNS)
+        valid = panel.stats[panel.stats["K"] > 0]  # the contract's error rate is defined exactly there
         mixed = (valid["n_correct"] > 0) & (valid["n_incorrect"] > 0)
-        _error_rate_histogram(left, valid, mixed, title)
-        _entropy_scatter(right, valid, mixed, title)
-    finish(fig, "Sampling statistics: error rates and diversity of incorrect answers", caveat)
+        _error_rate_histogram(left, valid, mixed, panel.title)
+        _entropy_scatter(right, valid, mixed, panel.title)
+    if len(panels) == 1:
+        title = f"Sampling statistics of {panels[0].title}: {len(panels[0].stats)} problems"
+    else:
+        title = "Sampling statistics: error rates and diversity of incorrect answers, a row per teacher and pool"
+    finish(fig, title, caveat)
     return fig
 
 
@@ -209,13 +233,14 @@ def _line_label(method: str, variant: str, backbone: str | None = None) -> str:
     return f"{label}, {backbone}" if backbone else label
 
 
-def _plot_series(ax, frame: pd.DataFrame, color: str, linestyle: str, label: str) -> None:
+def _plot_series(ax, frame: pd.DataFrame, color: str, linestyle: str, label: str, marker: str = "o",
+                 alpha: float = 1.0) -> None:
     has_ci = frame["ci_low"].notna().to_numpy()
-    ax.plot(frame["x"], frame["value"], marker="o", color=color, linestyle=linestyle, label=label)
+    ax.plot(frame["x"], frame["value"], marker=marker, color=color, linestyle=linestyle, label=label, alpha=alpha)
     if has_ci.any():
         sub = frame[has_ci]
         ax.errorbar(sub["x"], sub["value"], yerr=[sub["value"] - sub["ci_low"], sub["ci_high"] - sub["value"]],
-                    fmt="none", ecolor=color, alpha=0.5, capsize=3)
+                    fmt="none", ecolor=color, alpha=0.5 * alpha, capsize=3)
 
 
 def _shade_margin(ax, base: pd.DataFrame, other: pd.DataFrame) -> None:
@@ -253,31 +278,47 @@ def figure3(results: list[EvalResult], caveat: str | None = None):
     return fig
 
 
-FIGURE4_PANELS = (("gsm8k", "mean_output_tokens", "(a) GSM8K: output length", "Mean output tokens"),
-                  ("math", "mean_output_tokens", "(b) MATH: output length", "Mean output tokens"),
-                  ("gsm8k", "mean_reflections", "(c) GSM8K: reflection frequency", "Reflections per response"),
-                  ("math", "mean_reflections", "(d) MATH: reflection frequency", "Reflections per response"))
+# (benchmark, [(metric, series label or None)], panel title, y label); the first series of a
+# panel is drawn solid, the second (generic markers) light with crosses.
+_REFLECTIONS = "reflection phrases"
+_MARKERS = "generic markers (wait, hmm, ...)"
+FIGURE4_PANELS = (
+    ("gsm8k", [("mean_output_tokens", None)], "(a) GSM8K: output length", "Mean output tokens"),
+    ("math", [("mean_output_tokens", None)], "(b) MATH: output length", "Mean output tokens"),
+    ("gsm8k", [("mean_reflections", _REFLECTIONS), ("mean_markers", _MARKERS)],
+     "(c) GSM8K: reflection frequency per response", "Occurrences per response"),
+    ("math", [("mean_reflections", _REFLECTIONS), ("mean_markers", _MARKERS)],
+     "(d) MATH: reflection frequency per response", "Occurrences per response"),
+    ("gsm8k", [("reflections_per_1k_tokens", _REFLECTIONS), ("markers_per_1k_tokens", _MARKERS)],
+     "(e) GSM8K: reflection frequency per 1,000 tokens", "Occurrences per 1,000 output tokens"),
+    ("math", [("reflections_per_1k_tokens", _REFLECTIONS), ("markers_per_1k_tokens", _MARKERS)],
+     "(f) MATH: reflection frequency per 1,000 tokens", "Occurrences per 1,000 output tokens"))
 
 
 def figure4(results: list[EvalResult], caveat: str | None = None):
-    """Output length and reflection frequency over checkpoints (four panels)."""
+    """Output length and reflection frequency (per response, per 1,000 tokens) over checkpoints."""
     plt = _pyplot()
     chosen = [r for r in results if r.in_table("figure4") and r.bench in ("gsm8k", "math")]
     backbones = sorted({str(r.entry.get("backbone_label") or r.entry["backbone"]) for r in chosen})
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    for ax, (bench, metric, title, ylabel) in zip(axes.flat, FIGURE4_PANELS):
-        series = _series([r for r in chosen if r.bench == bench], metric)
-        for (backbone, method, variant), frame in series.items():
-            style = LINESTYLES[backbones.index(backbone) % len(LINESTYLES)]
-            _plot_series(ax, frame, METHOD_COLORS.get(method, "#1f77b4"), style,
-                         _line_label(method, variant, backbone if len(backbones) > 1 else None))
-        if not series:
+    fig, axes = plt.subplots(3, 2, figsize=(11, 11.5))
+    for ax, (bench, metrics, title, ylabel) in zip(axes.flat, FIGURE4_PANELS):
+        drawn = False
+        for position, (metric, series_label) in enumerate(metrics):
+            for (backbone, method, variant), frame in _series([r for r in chosen if r.bench == bench], metric).items():
+                label = _line_label(method, variant, backbone if len(backbones) > 1 else None)
+                _plot_series(ax, frame, METHOD_COLORS.get(method, "#1f77b4"),
+                             LINESTYLES[backbones.index(backbone) % len(LINESTYLES)],
+                             f"{label}: {series_label}" if series_label else label,
+                             marker="ox"[position], alpha=(1.0, 0.45)[position])
+                drawn = True
+        if not drawn:
             ax.text(0.5, 0.5, "no evaluations with samples_seen", transform=ax.transAxes, ha="center", va="center")
         else:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7)
         ax.set_xlabel("Training samples seen")
         ax.set_ylabel(ylabel)
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    finish(fig, "Output length and reflection frequency over checkpoints", caveat)
+    finish(fig, "Output length and reflection frequency over checkpoints\n"
+                "reflections: the phrase file's error-recognition phrases; tokens: the model's own", caveat)
     return fig

@@ -17,10 +17,16 @@ not samples, are the unit of resampling for the bootstrap:
   problem without ``ok`` samples scores 0.
 - ``pass@k``: the unbiased estimator of Chen et al. (2021), ``1 - C(n-c, k) / C(n, k)``
   for a problem with n samples of which c are correct.
-- ``mean_output_tokens`` and ``mean_reflections``: per-problem means of ``n_tokens`` and
-  ``n_reflections``, averaged over problems (equal to the per-sample mean when every
+- ``mean_output_tokens``, ``mean_reflections`` and ``mean_markers``: per-problem means of
+  ``n_tokens``, ``n_reflections`` (error-recognition phrases) and ``n_markers`` (generic
+  self-correction markers), averaged over problems (equal to the per-sample mean when every
   problem has the same number of samples, which ``check_verdicts`` enforces: the verdict
   contract's rule ``samples-0-to-n-1``).
+- ``reflections_per_1k_tokens`` and ``markers_per_1k_tokens``: 1000 x all reflections
+  (markers) / all generated tokens of the table, a pooled rate (not a mean of per-response
+  rates, which short responses would dominate); tokens are ``n_tokens``, counted by the
+  evaluated model's own tokenizer at generation. Its interval is the ratio of the two
+  bootstrap means over the same resampled problems; NaN without generated tokens.
 
 Intervals are 95% percentile bootstrap intervals from resampling problems with a seeded
 numpy generator (all metrics of a table share the same resampled problems). Two systems
@@ -42,9 +48,12 @@ from trajfusion.contracts import VERDICTS
 from trajfusion.io import InputError
 
 METRIC_COLUMNS = ("problem_id", "sample_idx", "n_tokens", "answer", "correct", "status", "n_reflections",
-                  "answer_group")
+                  "n_markers", "answer_group")
 ACCURACY_METRICS = ("pass@1", "avg@k", "maj@k", "pass@k")
-SUMMARY_METRICS = (*ACCURACY_METRICS, "mean_output_tokens", "mean_reflections")
+SCORE_METRICS = (*ACCURACY_METRICS, "mean_output_tokens", "mean_reflections", "mean_markers")
+# rate metric -> the per-response mean it puts per 1,000 generated tokens
+RATE_METRICS = {"reflections_per_1k_tokens": "mean_reflections", "markers_per_1k_tokens": "mean_markers"}
+SUMMARY_METRICS = (*SCORE_METRICS, *RATE_METRICS)
 _GOLD_VOTE = "\x00correct"  # cannot collide with an answer group
 
 
@@ -96,7 +105,7 @@ def majority_vote_correct(df: pd.DataFrame) -> pd.Series:
 
 def problem_scores(df: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
     """One row per problem (sorted by id): ``n, n_correct, pass@1, avg@k, maj@k, pass@k,
-    mean_output_tokens, mean_reflections``; ``k`` for pass@k defaults to n."""
+    mean_output_tokens, mean_reflections, mean_markers``; ``k`` for pass@k defaults to n."""
     check_verdicts(df)
     df = df.sort_values(["problem_id", "sample_idx"], kind="mergesort")
     grouped = df.groupby("problem_id", sort=True)
@@ -106,6 +115,7 @@ def problem_scores(df: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
         "pass@1": df[df["sample_idx"] == 0].set_index("problem_id")["correct"].astype(float),
         "mean_output_tokens": grouped["n_tokens"].mean(),
         "mean_reflections": grouped["n_reflections"].mean(),
+        "mean_markers": grouped["n_markers"].mean(),
     })
     scores["avg@k"] = scores["n_correct"] / scores["n"]
     scores["maj@k"] = majority_vote_correct(df).astype(float)
@@ -136,6 +146,18 @@ def mean_output_tokens(df: pd.DataFrame) -> float:
 
 def mean_reflections(df: pd.DataFrame) -> float:
     return float(problem_scores(df)["mean_reflections"].mean())
+
+
+def per_1k_tokens(count_mean, token_mean):
+    """1000 x ``count_mean`` / ``token_mean`` (scalars or arrays); NaN where no token was generated."""
+    count_mean, token_mean = np.asarray(count_mean, dtype=float), np.asarray(token_mean, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(token_mean > 0, 1000.0 * count_mean / np.where(token_mean > 0, token_mean, 1.0), math.nan)
+
+
+def reflections_per_1k_tokens(df: pd.DataFrame) -> float:
+    scores = problem_scores(df)
+    return float(per_1k_tokens(scores["mean_reflections"].mean(), scores["mean_output_tokens"].mean()))
 
 
 def bootstrap_means(values, n_resamples: int = 2000, seed: int = 0) -> np.ndarray:
@@ -188,12 +210,15 @@ def summarize(df: pd.DataFrame, n_resamples: int = 2000, seed: int = 0,
 def summarize_scores(scores: pd.DataFrame, n_resamples: int = 2000, seed: int = 0,
                      level: float = 0.95) -> tuple[dict[str, Estimate], dict[str, np.ndarray]]:
     """``summarize`` for a per-problem score frame from ``problem_scores``."""
-    names = list(SUMMARY_METRICS)
+    names = list(SCORE_METRICS)
     means = bootstrap_means(scores[names].to_numpy(), n_resamples, seed)
-    estimates, distributions = {}, {}
-    for j, name in enumerate(names):
-        distributions[name] = means[:, j]
-        estimates[name] = Estimate(float(scores[name].mean()), *percentile_interval(means[:, j], level))
+    values = {name: float(scores[name].mean()) for name in names}
+    distributions = {name: means[:, j] for j, name in enumerate(names)}
+    for rate, count in RATE_METRICS.items():
+        values[rate] = float(per_1k_tokens(values[count], values["mean_output_tokens"]))
+        distributions[rate] = per_1k_tokens(distributions[count], distributions["mean_output_tokens"])
+    estimates = {name: Estimate(values[name], *percentile_interval(distributions[name], level))
+                 for name in SUMMARY_METRICS}
     return estimates, distributions
 
 
