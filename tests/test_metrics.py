@@ -77,7 +77,7 @@ def test_reflections_per_1k_tokens_is_the_pooled_rate():
     table = pd.DataFrame({"problem_id": ["p1", "p1", "p2", "p2"], "sample_idx": [0, 1, 0, 1],
                           "response": "...", "n_tokens": [200, 300, 100, 400], "finish_reason": "stop",
                           "gold": "1", "answer": "1", "correct": True, "status": "ok",
-                          "n_reflections": [1, 2, 0, 3], "n_markers": [0, 0, 4, 1]})
+                          "n_reflections": [1, 2, 0, 3], "n_markers": [0, 0, 4, 1], "answer_group": "1"})
     assert metrics.reflections_per_1k_tokens(table) == 6.0
     estimates, dists = metrics.summarize(table, n_resamples=200, seed=0)
     assert estimates["reflections_per_1k_tokens"].value == 6.0

@@ -13,7 +13,7 @@ import pytest
 from trajfusion.io import InputError
 from trajfusion.report import SMOKE_CAVEAT, build_report, figures, paper, register, tables
 from trajfusion.report.build import load_stats
-from trajfusion.report.metrics import problem_scores, summarize_scores
+from trajfusion.report.metrics import SUMMARY_METRICS, problem_scores, summarize_scores
 from trajfusion.report.settings import ReportSettings
 
 PAPER = paper.load_paper_results()
@@ -117,7 +117,8 @@ def test_metrics_frame_is_one_row_per_evaluation_and_metric():
     runs = [eval_result(entry(benchmark=b, path=f"{b}.parquet"), make_verdicts(10, 2, 0.5, seed=i, prefix=b), i)
             for i, b in enumerate(["MATH", "synthetic_arith_test"])]
     frame = tables.metrics_frame(runs)
-    assert len(frame) == 2 * 6 and frame[["eval", "metric"]].drop_duplicates().shape[0] == 12
+    n_metrics = len(SUMMARY_METRICS)
+    assert len(frame) == 2 * n_metrics and frame[["eval", "metric"]].drop_duplicates().shape[0] == 2 * n_metrics
     first = frame[frame["eval"] == 0].set_index("metric")
     assert first.loc["pass@1", "value"] == pytest.approx(100 * runs[0].scores["pass@1"].mean())
     assert first.loc["mean_output_tokens", "value"] == pytest.approx(runs[0].scores["mean_output_tokens"].mean())
