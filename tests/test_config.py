@@ -160,3 +160,25 @@ def test_every_file_a_rule_reads_is_an_input(tmp_path):
     assert not any("zero1.json" in job["input"] for job in by_rule["train_embedded_long"])
     for rule in ("build_pool", "prepare_benchmark", "report_manifest"):
         assert all(job["input"].endswith("data/SHA256SUMS") for job in by_rule[rule]), rule
+
+
+def test_teacher_answer_format_is_validated_and_defaulted():
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    schema = str(REPO / "config" / "schema.yaml")
+    paper = load("paper.yaml")
+    validate(paper, schema)
+    assert {spec["answer_format"] for spec in paper["teachers"].values()} == {"boxed"}  # paper A.1
+    assert paper["verify"]["filters"]["min_reasoning_steps"] == 1
+    config = load("config.yaml")
+    del config["teachers"]["smollm2-135m"]["answer_format"]
+    validate(config, schema)
+    assert config["teachers"]["smollm2-135m"]["answer_format"] == "lenient"  # the schema default
+    config["teachers"]["smollm2-135m"]["answer_format"] = "box"
+    with pytest.raises(WorkflowError, match="'box' is not one of"):
+        validate(config, schema)
+    config["teachers"]["smollm2-135m"]["answer_format"] = "boxed"
+    config["verify"]["filters"] = {"enabled": ["no_reasoning", "unclosed_think"], "min_reasoning_steps": -1}
+    with pytest.raises(WorkflowError, match="min_reasoning_steps"):
+        validate(config, schema)

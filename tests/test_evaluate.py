@@ -225,3 +225,17 @@ def test_evaluate_with_the_real_hf_backend_on_a_tiny_model(tiny_model_dir, tmp_p
     assert len(df) == 4 and df["n_tokens"].between(1, 6).all()
     assert set(df["finish_reason"]) <= {"stop", "length"}
     assert outs[0].read_bytes() == outs[1].read_bytes()
+
+
+def test_evaluation_keeps_lenient_extraction_whatever_the_teacher_rule():
+    from tests.test_filters import UNBOXED, UNCLOSED
+    from trajfusion.evaluate.scoring import judge
+    from trajfusion.verify import verify_frame
+
+    responses = ["The answer is 10.", UNBOXED, UNCLOSED]
+    samples = pd.DataFrame({"problem_id": ["a", "b", "c"], "sample_idx": [0, 0, 0], "response": responses,
+                            "n_tokens": [5, 30, 30], "finish_reason": ["stop"] * 3, "gold": ["10", "10", "60"]})
+    teacher = verify_frame(samples, workers=0, filters={"min_reasoning_steps": 1}, answer_format="boxed")
+    assert teacher["status"].tolist() == ["filtered:no_answer", "filtered:no_answer", "filtered:unclosed_think"]
+    verdicts = judge(samples, ("Wait",), 0, 5.0)
+    assert verdicts["status"].tolist() == ["ok"] * 3 and verdicts["correct"].all()

@@ -7,10 +7,11 @@ counted. The output has the contract columns ``problem_id, sample_idx, response,
 finish_reason, gold, answer, correct, status, n_reflections``, sorted by
 ``(problem_id, sample_idx)``.
 
-Evaluation disables the output filters (truncation, repetition, language switch): every
-response is judged on its extracted answer, as in the Qwen2.5-Math evaluation toolkit the
-paper uses. A response without an extractable answer is incorrect (the verifier marks it
-``filtered:no_answer``).
+Evaluation disables the output filters (truncation, unclosed think block, repetition,
+language switch, too little reasoning) and extracts answers with the lenient rule whatever the
+teacher's ``answer_format``: every response is judged on its extracted answer, as in the
+Qwen2.5-Math evaluation toolkit the paper uses. A response without an extractable answer is
+incorrect (the verifier marks it ``filtered:no_answer``).
 
 Reflections are counted as ``trajfusion.evaluate.reflections`` describes. The settings
 (``trajfusion.evaluate.settings``: flags or ``--settings JSON``) extend the sampling stage's

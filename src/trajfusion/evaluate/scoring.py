@@ -17,8 +17,8 @@ def judge(samples: pd.DataFrame, phrases: tuple[str, ...], workers: int, timeout
     comparison hint) and count its reflections."""
     from trajfusion.verify import verify_frame
 
-    verdicts = verify_frame(samples, workers=workers, timeout=timeout, filters={"enabled": []}, progress=True,
-                            source=source)
+    verdicts = verify_frame(samples, workers=workers, timeout=timeout, filters={"enabled": []},
+                            answer_format="lenient", progress=True, source=source)
     verdicts["n_reflections"] = [count_reflections(text, phrases) for text in verdicts["response"]]
     verdicts = verdicts.sort_values(["problem_id", "sample_idx"], kind="mergesort").reset_index(drop=True)
     return verdicts.astype({"sample_idx": "int64", "n_tokens": "int64", "correct": "bool",

@@ -19,7 +19,7 @@ import pandas as pd
 from trajfusion.io import InputError
 from trajfusion.verify.equivalence import Judge, math_verify_judge
 from trajfusion.verify.extract import normalize_answer
-from trajfusion.verify.filters import resolve_filters
+from trajfusion.verify.filters import DEFAULT_ANSWER_FORMAT, resolve_filters
 from trajfusion.verify.tasks import FAILURES, ProblemPool, ProblemTask, group_representatives
 
 logger = logging.getLogger(__name__)
@@ -28,18 +28,21 @@ REQUIRED = ("problem_id", "gold", "response")
 
 
 def verify_frame(df: pd.DataFrame, workers: int = 2, timeout: float = 5.0,
-                 filters: Mapping[str, Any] | None = None, *, judge: Judge | None = None,
-                 progress: bool = False, source: str = "input", chunk_rows: int = 64) -> pd.DataFrame:
+                 filters: Mapping[str, Any] | None = None, *, answer_format: str = DEFAULT_ANSWER_FORMAT,
+                 judge: Judge | None = None, progress: bool = False, source: str = "input",
+                 chunk_rows: int = 64) -> pd.DataFrame:
     """Verify every response of ``df`` (``problem_id, gold, response`` [, ``finish_reason``,
     ``answer_type``]); returns a copy with ``answer, correct, status, answer_group`` added.
 
     ``workers >= 1`` runs the watchdog pool; ``workers == 0`` runs inline in this process
     (debugging: soft deadlines only, and only in the main thread). ``judge`` replaces the
     math-verify comparison (a picklable module-level function; for fault-injection tests).
-    ``source`` names the input in error messages.
+    ``source`` names the input in error messages. ``answer_format`` is the teacher-side answer
+    rule of the ``no_answer`` filter (``trajfusion.verify.filters``); evaluation keeps the
+    default, lenient one.
     """
     try:
-        settings = resolve_filters(filters)
+        settings = resolve_filters(filters, answer_format)
     except ValueError as exc:
         raise InputError(f"{source}: filters: {exc}") from None
     missing = [c for c in REQUIRED if c not in df.columns]
