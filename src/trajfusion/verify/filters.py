@@ -80,7 +80,7 @@ DEFAULT_FILTERS: dict[str, Any] = {
     "compression_min_chars": 1000,
     "foreign_share": 0.01,
     "foreign_min_chars": 4,
-    "min_reasoning_steps": 0,  # off; the pipeline configs set the calibrated 1 (docstring)
+    "min_reasoning_steps": 0,  # off; config/paper.yaml sets the calibrated 1 (docstring)
 }
 
 _FOREIGN_RE = re.compile(
