@@ -22,11 +22,17 @@ def settings_json(cls, *mappings, **values):
     return as_json({**cls.pick(*mappings), **values})
 
 
-def verify_settings(threads):
+def verify_settings(teacher, threads):
+    """The verify section and the teacher's answer rule (`answer_format`)."""
     # The worker pool follows the job's CPUs (threads locally, cpus_per_task on SLURM);
     # workers: 0 verifies inline and stays 0.
     workers = threads if config["verify"]["workers"] else 0
-    return settings_json(VerifySettings, config["verify"], workers=workers)
+    return settings_json(
+        VerifySettings,
+        config["verify"],
+        workers=workers,
+        answer_format=teacher_spec(teacher)["answer_format"],
+    )
 
 
 def pool_settings(pool):

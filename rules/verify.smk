@@ -14,7 +14,7 @@ rule verify:
         "../envs/core.yaml"
     threads: max(1, config["verify"]["workers"])
     params:
-        settings=lambda w, threads: verify_settings(threads),
+        settings=lambda w, threads: verify_settings(w.teacher, threads),
         code=code("verify"),
     shell:
         "trajfusion verify --input {input} --output {output} --settings {params.settings:q} > {log} 2>&1"

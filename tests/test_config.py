@@ -199,3 +199,23 @@ def test_paper_profiles_keep_the_global_batch_and_the_32k_profile_fits_80_gb():
     assert 70 < estimate < 80  # the comment's ~74 GB
     # Two packed rows per device would not fit: the reason for one row and 8 accumulation steps.
     assert _gpu_memory_gb(7.6e9, 28, 3584, 152_064, 2 * long["max_length"], long["num_gpus"]) > 80
+def test_teacher_answer_format_is_validated_and_defaulted():
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    schema = str(REPO / "config" / "schema.yaml")
+    paper = load("paper.yaml")
+    validate(paper, schema)
+    assert {spec["answer_format"] for spec in paper["teachers"].values()} == {"boxed"}  # paper A.1
+    assert paper["verify"]["filters"]["min_reasoning_steps"] == 1
+    config = load("config.yaml")
+    del config["teachers"]["smollm2-135m"]["answer_format"]
+    validate(config, schema)
+    assert config["teachers"]["smollm2-135m"]["answer_format"] == "lenient"  # the schema default
+    config["teachers"]["smollm2-135m"]["answer_format"] = "box"
+    with pytest.raises(WorkflowError, match="'box' is not one of"):
+        validate(config, schema)
+    config["teachers"]["smollm2-135m"]["answer_format"] = "boxed"
+    config["verify"]["filters"] = {"enabled": ["no_reasoning", "unclosed_think"], "min_reasoning_steps": -1}
+    with pytest.raises(WorkflowError, match="min_reasoning_steps"):
+        validate(config, schema)

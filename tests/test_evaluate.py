@@ -249,3 +249,15 @@ def test_verdicts_carry_answer_groups_and_equivalent_wrong_answers_outvote_the_g
     assert not majority_vote_correct(verdicts)["q/1"]  # 3 equivalent wrong votes beat 2 correct
     by_string = verdicts.assign(answer_group=verdicts["answer"])
     assert majority_vote_correct(by_string)["q/1"]  # split by spelling, they would lose 2 : 1 : 1 : 1
+def test_evaluation_keeps_lenient_extraction_whatever_the_teacher_rule():
+    from tests.test_filters import UNBOXED, UNCLOSED
+    from trajfusion.evaluate.scoring import judge
+    from trajfusion.verify import verify_frame
+
+    responses = ["The answer is 10.", UNBOXED, UNCLOSED]
+    samples = pd.DataFrame({"problem_id": ["a", "b", "c"], "sample_idx": [0, 0, 0], "response": responses,
+                            "n_tokens": [5, 30, 30], "finish_reason": ["stop"] * 3, "gold": ["10", "10", "60"]})
+    teacher = verify_frame(samples, workers=0, filters={"min_reasoning_steps": 1}, answer_format="boxed")
+    assert teacher["status"].tolist() == ["filtered:no_answer", "filtered:no_answer", "filtered:unclosed_think"]
+    verdicts = judge(samples, ("Wait",), 0, 5.0)
+    assert verdicts["status"].tolist() == ["ok"] * 3 and verdicts["correct"].all()

@@ -29,6 +29,7 @@ SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "schem
 CASES = [
     (("properties", "benchmarks", "additionalProperties"), BenchmarkSettings),
     (("properties", "teachers", "additionalProperties"), SampleSettings),
+    (("properties", "teachers", "additionalProperties"), VerifySettings),
     (("properties", "sampling"), SampleSettings),
     (("properties", "verify"), VerifySettings),
     (("properties", "fusion"), FuseSettings),

@@ -202,6 +202,27 @@ def test_filters_and_passthrough_columns():
     assert out["sample_idx"].tolist() == [0, 1, 2]
 
 
+def test_teacher_answer_rule_reasoning_and_think_filters_reach_the_statuses():
+    from tests.test_filters import R1_STYLE, UNBOXED, UNCLOSED
+    from trajfusion.contracts import VERIFIED
+    from trajfusion.verify import compute_stats
+
+    responses = [UNBOXED, UNBOXED.replace("The answer is 10.", "The answer is $\\boxed{10}$."), "\\boxed{10}",
+                 UNCLOSED, R1_STYLE]
+    df = pd.DataFrame({"problem_id": ["w"] * 4 + ["r"], "gold": ["10"] * 4 + ["5"], "response": responses,
+                       "sample_idx": [0, 1, 2, 3, 0], "finish_reason": ["stop"] * 5})
+    calibrated = {"min_reasoning_steps": 1}
+    boxed = verify_frame(df, workers=0, timeout=5, filters=calibrated, answer_format="boxed")
+    assert boxed["status"].tolist() == ["filtered:no_answer", "ok", "filtered:no_reasoning",
+                                        "filtered:unclosed_think", "ok"]
+    assert boxed["correct"].tolist() == [False, True, False, False, True]
+    VERIFIED.check(boxed, "boxed", columns=[c for c in VERIFIED.names if c in boxed.columns])
+    stats = compute_stats(boxed).set_index("problem_id")
+    assert stats.loc["w", ["K", "n_correct", "n_filtered"]].tolist() == [1, 1, 3]
+    lenient = verify_frame(df, workers=0, timeout=5, filters=calibrated)
+    assert lenient["status"].tolist()[:2] == ["ok", "ok"] and lenient["correct"].tolist()[:2] == [True, True]
+
+
 def test_empty_and_all_null_frames_keep_string_columns():
     empty = verify_frame(pd.DataFrame({"problem_id": [], "gold": [], "response": []}, dtype=object), workers=2)
     assert len(empty) == 0 and list(empty.columns)[-4:] == ["answer", "correct", "status", "answer_group"]

@@ -4,7 +4,9 @@ need a name list (the verifier's workers) do not load pandas."""
 
 ANSWER_TYPES = ("number", "integer", "latex", "bool", "list", "option", "text")
 FINISH_REASONS = ("stop", "length")
-FILTER_REASONS = ("truncated", "repetition", "language_switch", "no_answer")  # in precedence order
+FILTER_REASONS = ("truncated", "unclosed_think", "repetition", "language_switch", "no_answer",
+                  "no_reasoning")  # in precedence order (trajfusion.verify.filters)
 STATUSES = ("ok", "timeout", "error", *(f"filtered:{reason}" for reason in FILTER_REASONS))
 STRATEGIES = ("highdiv", "lowdiv")
 GRADERS = ("math_verify", "qwen25_math")  # the first is the default (trajfusion.verify.graders)
+ANSWER_FORMATS = ("boxed", "lenient")  # the teacher-side answer rule (trajfusion.verify.extract)

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from trajfusion.fuse import FuseSettings, fuse_frame, load_phrases
 from trajfusion.trajectory import split_trajectory
 from trajfusion.verify.extract import MAX_ANSWER_CHARS, extract_answer, normalize_answer
-from trajfusion.verify.filters import DEFAULT_FILTERS, REASONS, screen_response
+from trajfusion.verify.filters import REASONS, resolve_filters, screen_response
 from trajfusion.verify.stats import compute_stats
 
 # --------------------------------------------------------------------------- adversarial
@@ -92,9 +92,12 @@ JOB_BOUND_S = 180  # generous: a stuck step costs at most timeout + margin, then
 SMALL = 10_000  # characters: screening a response this short never comes near the deadline
 
 
+SCREENING = resolve_filters(None)
+
+
 def screening(name: str) -> tuple[str | None, str | None]:
     response, finish_reason = ADVERSARIAL[name]
-    return screen_response(response, finish_reason, DEFAULT_FILTERS)
+    return screen_response(response, finish_reason, SCREENING)
 
 
 @pytest.mark.parametrize("name", list(ADVERSARIAL))
@@ -210,7 +213,7 @@ def test_trailing_whitespace_does_not_change_the_answer(text, trailing):
 def test_extraction_time_is_bounded_on_long_repetitive_input(motif):
     text = motif * (300_000 // len(motif) + 1)
     start = time.perf_counter()
-    answer, reason = screen_response(text, "stop", DEFAULT_FILTERS)
+    answer, reason = screen_response(text, "stop", SCREENING)
     assert time.perf_counter() - start < 3.0, (motif, len(text))
     assert answer is None or len(answer) <= MAX_ANSWER_CHARS
 

@@ -7,10 +7,11 @@ against the gold ``answer`` with ``trajfusion.verify.verify_frame`` under the ch
 again under the other one, and its reflections and generic markers are counted. The output is
 the verdict table (``trajfusion.contracts.VERDICTS``), sorted by ``(problem_id, sample_idx)``.
 
-Evaluation disables the output filters (truncation, repetition, language switch): every
-response is judged on its extracted answer, as in the Qwen2.5-Math evaluation toolkit the
-paper uses. A response without an extractable answer is incorrect (the verifier marks it
-``filtered:no_answer``).
+Evaluation disables the output filters (truncation, unclosed think block, repetition,
+language switch, too little reasoning) and extracts answers with the lenient rule whatever the
+teacher's ``answer_format``: every response is judged on its extracted answer, as in the
+Qwen2.5-Math evaluation toolkit the paper uses. A response without an extractable answer is
+incorrect (the verifier marks it ``filtered:no_answer``).
 
 Reflections are counted as ``trajfusion.evaluate.reflections`` describes. The settings
 (``trajfusion.evaluate.settings``: flags or ``--settings JSON``) extend the sampling stage's

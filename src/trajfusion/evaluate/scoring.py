@@ -26,7 +26,8 @@ def judge(samples: pd.DataFrame, phrases: tuple[str, ...], workers: int, timeout
     from trajfusion.verify.graders import get_grader, other_grader
 
     chosen, other = get_grader(grader), other_grader(grader)
-    options = {"workers": workers, "timeout": timeout, "filters": {"enabled": []}, "progress": True, "source": source}
+    options = {"workers": workers, "timeout": timeout, "filters": {"enabled": []},
+               "answer_format": "lenient", "progress": True, "source": source}  # evaluation: lenient extraction
     verdicts = verify_frame(samples, grader=chosen, **options)
     checked = verify_frame(samples, grader=other, **options)
     gold_group = verdicts["gold"].map(chosen.normalize_gold).astype("str")

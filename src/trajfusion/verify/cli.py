@@ -38,7 +38,7 @@ def run_verify(args: argparse.Namespace) -> int:
     # bare samples give a verified table with only some of the contract's columns.
     VERIFIED.check(df, str(args.input), columns=[name for name in MERGED_SAMPLES.names if name in df.columns])
     verified = verify_frame(df, workers=settings.workers, timeout=settings.timeout, filters=settings.filters,
-                            progress=True, source=str(args.input))
+                            answer_format=settings.answer_format, progress=True, source=str(args.input))
     present = [name for name in VERIFIED.names if name in verified.columns]
     write(verified, args.output, VERIFIED, artifact_metadata(settings.provenance()), columns=present)
     return 0

@@ -20,6 +20,12 @@ Extraction rule (``extract_answer``), first hit wins:
    characters). A number is an optionally signed integer or decimal, with optional
    thousands separators (``1,000``) or a ``/denominator`` (``3/4``).
 
+This lenient rule serves evaluation and teachers configured ``answer_format: lenient``. The
+``boxed`` rule of a teacher that boxes its answers (``extract_boxed_answer``, paper Appendix A.1:
+"a final boxed answer") takes only step 2a, and only in the completion's final part
+(``trajfusion.trajectory``: what follows ``</think>``; the whole text of a completion without
+tags): a box inside the reasoning alone is an intermediate result, not a final answer.
+
 An answer longer than ``MAX_ANSWER_CHARS`` after normalization (or four times that
 before it) is rejected: no genuine final answer is that long; such strings come from
 degenerate output.
@@ -33,6 +39,8 @@ from __future__ import annotations
 
 import re
 from collections import deque
+
+from trajfusion.trajectory import THINK_CLOSE, is_unclosed_think, split_trajectory
 
 MAX_ANSWER_CHARS = 1000
 NUMBER_TAIL_CHARS = 2000
@@ -69,6 +77,15 @@ def extract_answer(text: str) -> str | None:
     return None
 
 
+def extract_boxed_answer(text: str) -> str | None:
+    """The normalized last box of the completion's final part, or None (the ``boxed`` rule of
+    the module docstring; None for an unclosed think block, which has no final part)."""
+    if not isinstance(text, str) or is_unclosed_think(text):
+        return None
+    final = split_trajectory(text).final if THINK_CLOSE in text else text
+    return _accept(last_boxed(final))
+
+
 def _split_think(text: str) -> tuple[str, str | None]:
     end = text.rfind("</think>")
     if end < 0:
@@ -101,6 +118,14 @@ def last_boxed(text: str) -> str | None:
         if content and content.strip():
             return content
     return None
+
+
+def last_box_start(text: str) -> int:
+    """Where the last ``\\boxed``/``\\fbox`` of ``text`` starts; -1 without one."""
+    start = -1
+    for match in _BOX_RE.finditer(text):
+        start = match.start()
+    return start
 
 
 def _matching_braces(text: str, start: int) -> dict[int, int]:

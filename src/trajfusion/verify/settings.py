@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trajfusion.settings import Settings, at_least, positive, setting
-from trajfusion.verify.filters import resolve_filters
+from trajfusion.verify.filters import DEFAULT_ANSWER_FORMAT, resolve_filters
+from trajfusion.vocabulary import ANSWER_FORMATS
 
 
 def _filter_overrides(value) -> dict:
@@ -23,6 +24,10 @@ class VerifySettings(Settings):
     filters: dict | None = setting(None, help="overrides of the output filters' settings "
                                    "(trajfusion.verify.filters.DEFAULT_FILTERS), e.g. {\"ngram_repeat_share\": 0.6}",
                                    parse=_filter_overrides)
+    answer_format: str = setting(DEFAULT_ANSWER_FORMAT, choices=ANSWER_FORMATS,
+                                 help="the teacher's answer rule: boxed (a final \\boxed{}, paper A.1) or lenient "
+                                 "(also 'the answer is ...' and the last number); trajfusion.verify.extract")
 
     def provenance(self) -> dict:
-        return {"stage": "verify", "timeout": self.timeout, "filters": resolve_filters(self.filters)}
+        return {"stage": "verify", "timeout": self.timeout,
+                "filters": resolve_filters(self.filters, self.answer_format)}

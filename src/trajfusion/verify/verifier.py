@@ -18,7 +18,7 @@ import pandas as pd
 
 from trajfusion.io import InputError
 from trajfusion.verify.equivalence import Judge
-from trajfusion.verify.filters import resolve_filters
+from trajfusion.verify.filters import DEFAULT_ANSWER_FORMAT, resolve_filters
 from trajfusion.verify.graders import MATH_VERIFY, Grader
 from trajfusion.verify.tasks import FAILURES, ProblemPool, ProblemTask, group_representatives
 
@@ -28,8 +28,9 @@ REQUIRED = ("problem_id", "gold", "response")
 
 
 def verify_frame(df: pd.DataFrame, workers: int = 2, timeout: float = 5.0,
-                 filters: Mapping[str, Any] | None = None, *, judge: Judge | None = None,
-                 grader: Grader = MATH_VERIFY, progress: bool = False, source: str = "input",
+                 filters: Mapping[str, Any] | None = None, *, answer_format: str = DEFAULT_ANSWER_FORMAT,
+                 judge: Judge | None = None, grader: Grader = MATH_VERIFY, progress: bool = False,
+                 source: str = "input",
                  chunk_rows: int = 64) -> pd.DataFrame:
     """Verify every response of ``df`` (``problem_id, gold, response`` [, ``finish_reason``,
     ``answer_type``]); returns a copy with ``answer, correct, status, answer_group`` added.
@@ -38,10 +39,12 @@ def verify_frame(df: pd.DataFrame, workers: int = 2, timeout: float = 5.0,
     (debugging: soft deadlines only, and only in the main thread). ``grader``
     (``trajfusion.verify.graders``) extracts, normalizes and compares; ``judge`` replaces its
     comparison (a picklable module-level function; for fault-injection tests).
-    ``source`` names the input in error messages.
+    ``source`` names the input in error messages. ``answer_format`` is the teacher-side answer
+    rule of the ``no_answer`` filter (``trajfusion.verify.filters``); evaluation keeps the
+    default, lenient one.
     """
     try:
-        settings = resolve_filters(filters)
+        settings = resolve_filters(filters, answer_format)
     except ValueError as exc:
         raise InputError(f"{source}: filters: {exc}") from None
     missing = [c for c in REQUIRED if c not in df.columns]
