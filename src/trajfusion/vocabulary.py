@@ -7,3 +7,6 @@ FINISH_REASONS = ("stop", "length")
 FILTER_REASONS = ("truncated", "repetition", "language_switch", "no_answer")  # in precedence order
 STATUSES = ("ok", "timeout", "error", *(f"filtered:{reason}" for reason in FILTER_REASONS))
 STRATEGIES = ("highdiv", "lowdiv")
+TRAINING_METHODS = ("rft", "trajfusion")  # how a fine-tuned model's training data was built
+BASELINE_METHODS = ("icl", "instruct")  # untrained baselines: few-shot base model, released instruct model
+METHODS = (*TRAINING_METHODS, *BASELINE_METHODS)
