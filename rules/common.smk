@@ -16,6 +16,8 @@ from trajfusion.plan import (
     COST,
     PATHS,
     Plan,
+    baseline_model,
+    baseline_template,
     cost_pattern,
     log_pattern,
     path,
@@ -45,6 +47,8 @@ DATA_DIR = (
 # content cannot change without this file changing too.
 DATA_CHECKSUMS = os.path.join(DATA_DIR, "SHA256SUMS")
 TEMPLATES = os.path.join(PACKAGE, "resources", "templates.yaml")
+# The few-shot demonstrations the `few_shot` templates render (the ICL baselines).
+FEW_SHOT = os.path.join(PACKAGE, "resources", "few_shot.yaml")
 PAPER_RESULTS = os.path.join(PACKAGE, "resources", "paper_results.yaml")
 PHRASES = config["fusion"]["phrases"] or os.path.join(
     PACKAGE, "resources", "phrases.yaml"
@@ -61,6 +65,7 @@ wildcard_constraints:
     profile="[^/]+",
     checkpoint=r"final|ckpt-\d+",
     bench="[^/]+",
+    baseline="[^/]+",
 
 
 def _fail(key, message):
@@ -129,6 +134,16 @@ def check_references(cfg):
                 f"experiments.{name}.checkpoint_benchmarks",
                 f"training profile {exp['training_profile']!r} defines no checkpoints",
             )
+    for name, baseline in cfg["baselines"].items():
+        for key, known in (
+            ("backbone", cfg["backbones"]),
+            ("model", cfg["models"]),
+        ):
+            if baseline[key] is not None and baseline[key] not in known:
+                _fail(
+                    f"baselines.{name}.{key}",
+                    f"unknown {key} {baseline[key]!r}; known: {sorted(known)}",
+                )
 
 
 def check_training_profiles(cfg):

@@ -1,5 +1,6 @@
 # Evaluation stage: generate with each trained model (and its first-epoch checkpoints) on
-# each benchmark, then score with the same extraction and verifier as the sampling stage.
+# each benchmark, then score with the same extraction and verifier as the sampling stage;
+# the untrained baselines of Table 1 (config `baselines`) the same way, with their own prompt.
 
 
 rule evaluate:
@@ -21,6 +22,33 @@ rule evaluate:
         gpu=PLAN.evaluation_gpus(),
     params:
         settings=evaluation_settings,
+        phrases=phrases_flag(),
+        code=code("evaluate"),
+    shell:
+        "OMP_NUM_THREADS={threads} trajfusion evaluate --model {input.model} --benchmark {input.benchmark}"
+        " --settings {params.settings:q} --workers {threads}{params.phrases} --output {output} > {log} 2>&1"
+
+
+rule evaluate_baseline:
+    input:
+        model=lambda w: path("model", model=baseline_model(config, w.baseline)),
+        benchmark=PATHS["benchmark"],
+        templates=TEMPLATES,
+        few_shot=FEW_SHOT,
+        phrases=PHRASES,
+    output:
+        PATHS["baseline_eval"],
+    log:
+        log_pattern("evaluate_baseline"),
+    benchmark:
+        cost_pattern("evaluate_baseline")
+    conda:
+        "../envs/vllm.yaml"
+    threads: config["evaluation"]["threads"]
+    resources:
+        gpu=PLAN.evaluation_gpus(),
+    params:
+        settings=baseline_evaluation_settings,
         phrases=phrases_flag(),
         code=code("evaluate"),
     shell:

@@ -70,7 +70,20 @@ def merge_settings():
 
 def evaluation_settings(w):
     """The evaluation section, with the samples of the benchmark and the profile's limits."""
-    e, profile = config["evaluation"], profile_settings(config, w.profile)
+    return evaluation_json(
+        w.bench,
+        config["backbones"][w.backbone]["template"],
+        profile_settings(config, w.profile),
+    )
+
+
+def baseline_evaluation_settings(w):
+    """An untrained baseline: the evaluation section's own limits, the baseline's template."""
+    return evaluation_json(w.bench, baseline_template(config, w.baseline, w.bench), {})
+
+
+def evaluation_json(bench, template, profile):
+    e = config["evaluation"]
     limits = {"max_new_tokens": profile.get("eval_max_new_tokens", e["max_new_tokens"])}
     if e["backend"] == "vllm":
         limits["max_model_len"] = profile.get(
@@ -83,8 +96,8 @@ def evaluation_settings(w):
         EvaluateSettings,
         for_backend(section),
         limits,
-        samples=e["samples"].get(w.bench, e["samples"]["default"]),
-        template=config["backbones"][w.backbone]["template"],
+        samples=e["samples"].get(bench, e["samples"]["default"]),
+        template=template,
         seed=config["seed"],
     )
 

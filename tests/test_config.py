@@ -49,6 +49,8 @@ def test_embedded_default_plans_the_full_dag(tmp_path):
     assert counts["train_embedded"] == 4 and counts["train_embedded_long"] == 2
     for rule in ("build_pool", "prepare_model", "merge_samples", "verify", "stats", "report"):
         assert counts[rule] == 1, rule
+    # The ICL row of the embedded model, on Table 1's benchmarks.
+    assert counts["evaluate_baseline"] == len(cfg["baselines"]["icl-smollm2-135m"]["benchmarks"])
 
 
 def test_paper_config_plans_the_paper_matrix(tmp_path):
@@ -65,7 +67,9 @@ def test_paper_config_plans_the_paper_matrix(tmp_path):
     # Finals: T1 8 runs x 6 benchmarks + T2 5 extra runs x 2 + T3 4 runs x 3;
     # Figure 3/4 checkpoints: 4 runs x 5 checkpoints x 2 benchmarks.
     assert counts["evaluate"] == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2
-    assert counts["prepare_model"] == 5
+    # Table 1's baselines: ICL of LLaMA3-8B and DeepSeekMath-7B, DeepSeekMath-7B-Instruct, 6 benchmarks each.
+    assert counts["evaluate_baseline"] == 3 * 6
+    assert counts["prepare_model"] == 5 + 1  # + deepseek-ai/deepseek-math-7b-instruct
 
 
 @pytest.mark.parametrize("mutate, key_pattern", [
@@ -100,6 +104,9 @@ def test_schema_rejects_bad_values_naming_the_key(tmp_path, mutate, key_pattern)
     (lambda c: c["report"].__setitem__("figure1_sources", ["synthetic_arith", "deepmath_103k"]),
      "report.figure1_sources[1]"),
     (lambda c: c["report"].__setitem__("figure1_teacher", "gpt"), "report.figure1_teacher"),
+    (lambda c: c["baselines"]["icl-smollm2-135m"].__setitem__("backbone", "gpt"),
+     "baselines.icl-smollm2-135m.backbone"),
+    (lambda c: c["baselines"]["icl-smollm2-135m"].__setitem__("model", "gpt"), "baselines.icl-smollm2-135m.model"),
 ])
 def test_cross_references_are_checked_before_any_job(tmp_path, mutate, key):
     config = copy.deepcopy(load("config.yaml"))
@@ -156,11 +163,13 @@ def test_every_file_a_rule_reads_is_an_input(tmp_path):
     by_rule = {}
     for job in jobs:
         by_rule.setdefault(job["rule"], []).append(job)
-    for rule in ("fuse", "evaluate"):
+    for rule in ("fuse", "evaluate", "evaluate_baseline"):
         assert all("my_phrases.yaml" in job["input"] and "--phrases my_phrases.yaml" in job["shell"]
                    for job in by_rule[rule]), rule
-    for rule in ("sample_shard", "train_embedded", "train_embedded_long", "evaluate"):
+    for rule in ("sample_shard", "train_embedded", "train_embedded_long", "evaluate", "evaluate_baseline"):
         assert all("resources/templates.yaml" in job["input"] for job in by_rule[rule]), rule
+    assert all("resources/few_shot.yaml" in job["input"] and '"template": "few_shot_cot_' in job["shell"]
+               for job in by_rule["evaluate_baseline"])
     assert all("config/deepspeed/zero1.json" in job["input"] for job in by_rule["train_embedded"])
     assert not any("zero1.json" in job["input"] for job in by_rule["train_embedded_long"])
     for rule in ("build_pool", "prepare_benchmark", "report_manifest"):

@@ -261,3 +261,34 @@ def test_evaluation_keeps_lenient_extraction_whatever_the_teacher_rule():
     assert teacher["status"].tolist() == ["filtered:no_answer", "filtered:no_answer", "filtered:unclosed_think"]
     verdicts = judge(samples, ("Wait",), 0, 5.0)
     assert verdicts["status"].tolist() == ["ok"] * 3 and verdicts["correct"].all()
+
+
+class FewShotBackend:
+    """A base model's few-shot continuation: the answer, then a made-up next question with
+    another boxed answer (what a base model writes after a few-shot prompt)."""
+
+    @staticmethod
+    def tokenizer(text, add_special_tokens=True):  # whitespace tokens, enough to count what is kept
+        return {"input_ids": text.split()}
+
+    def generate(self, prompts, n, temperature, top_p, max_new_tokens, seed, keys=None, partial=None):
+        assert all(p.count("\n\n\nQuestion: ") == 8 and p.endswith("\nAnswer:") for p in prompts)
+        text = (" 48 / 2 = 24 clips in May, so 48 + 24 = \\boxed{72}. The answer is 72.\n\n"
+                "Question: Weng earns $12 an hour. How much did she earn for 50 minutes?\n"
+                "Answer: 12 / 60 = 0.2 per minute, 0.2 * 50 = \\boxed{10}. The answer is 10.")
+        return [[Completion(text, n_tokens=64, finish_reason="length")] * n for _ in prompts]
+
+
+def test_a_few_shot_response_is_cut_before_the_next_question_and_judged_on_its_own_answer(phrases):
+    from trajfusion.evaluate.samples import generate_samples
+    from trajfusion.evaluate.scoring import judge
+
+    bench = pd.DataFrame({"problem_id": ["gsm8k/1"], "answer": ["72"],
+                          "problem": ["Natalia sold clips to 48 of her friends in April, and then she sold half as "
+                                      "many clips in May. How many clips did Natalia sell altogether?"]})
+    samples = generate_samples(FewShotBackend(), bench, "few_shot_cot_gsm8k", 2, 0.6, 0.95, 64, 0)
+    kept = " 48 / 2 = 24 clips in May, so 48 + 24 = \\boxed{72}. The answer is 72."
+    assert samples["response"].tolist() == [kept, kept]
+    assert samples["n_tokens"].tolist() == [18, 18] and samples["finish_reason"].tolist() == ["stop", "stop"]
+    verdicts = judge(samples, phrases, workers=0, timeout=5)
+    assert verdicts["answer"].tolist() == ["72", "72"] and verdicts["correct"].all()

@@ -26,6 +26,11 @@ def test_every_rule_ran_and_the_report_is_complete(e2e_local_run):
     assert "- Figure 1: tiny on synthetic_arith (pool e2e), 10 problems" in (report / "index.md").read_text()
     metrics = pd.read_csv(report / "metrics.csv")
     assert {"reflections_per_1k_tokens", "markers_per_1k_tokens"} <= set(metrics["metric"])
+    # The untrained baseline (config `baselines`) is evaluated and shown as a reproduced ICL row.
+    assert (workdir / "results" / "eval" / "baseline" / "icl-tiny" / "gsm8k.parquet").exists()
+    table1 = pd.read_csv(report / "table1.csv")
+    icl = table1[(table1["row"] == "ICL") & (table1["source"] == "reproduced") & (table1["column"] == "gsm8k")]
+    assert icl["path"].tolist() == ["results/eval/baseline/icl-tiny/gsm8k.parquet"]
     # Every job wrote a log and a benchmark (cost) file.
     assert list((workdir / "results" / "logs").rglob("*.log"))
     assert list((workdir / "results" / "cost").rglob("*.tsv"))

@@ -60,16 +60,22 @@ def test_every_job_is_listed_once(plan_and_baseline):
 
 
 def test_the_e2e_manifest_is_the_one_the_report_rule_wrote():
-    manifest = Plan.from_config(load("tests/e2e/config.yaml")).manifest()
-    assert json.loads(json.dumps(manifest)) == BASELINE["tests/e2e/config.yaml"]["manifest"]
+    """The trained runs' entries as the rule wrote them; the baselines (config `baselines`,
+    added after the fixture) come after them."""
+    plan = Plan.from_config(load("tests/e2e/config.yaml"))
+    manifest = json.loads(json.dumps(plan.manifest()))
+    trained = len(plan.evaluations)
+    assert {**manifest, "evals": manifest["evals"][:trained]} == BASELINE["tests/e2e/config.yaml"]["manifest"]
+    assert [e["path"] for e in manifest["evals"][trained:]] == ["results/eval/baseline/icl-tiny/gsm8k.parquet"]
 
 
 def test_paper_plan_counts():
     plan = Plan.from_config(load("config/paper.yaml"))
     assert len(plan.runs) == 17 and len(plan.sampling_pairs) == 3 and len(plan.fused_datasets) == 11
-    # Finals of Tables 1-3 plus the Figure 3/4 checkpoints (4 runs x 5 checkpoints x 2 benchmarks).
-    assert len(plan.eval_paths) == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2
-    assert len(plan.models) == 5
+    # Finals of Tables 1-3 plus the Figure 3/4 checkpoints (4 runs x 5 checkpoints x 2 benchmarks),
+    # plus Table 1's three baselines on its six benchmarks.
+    assert len(plan.eval_paths) == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2 + 3 * 6
+    assert len(plan.models) == 5 + 1
     # One calibration per (teacher, pool) and alpha_target variant; tf_k1/2/6 reuse tf's alpha.
     assert plan.calibrations == [("qwen25-math-7b-instruct", "p15k", "tf"), ("qwen25-math-7b-instruct", "p100k", "tf"),
                                  ("qwen25-math-7b-instruct", "p15k", "lowdiv"),
@@ -109,3 +115,36 @@ def test_path_patterns_and_job_keys_share_wildcards():
     assert path("eval", backbone="b", teacher="t", pool="p", profile="f", variant="v", checkpoint="final",
                 bench="math") == "results/eval/b/t/p/f/v/final/math.parquet"
     assert set(JOBS) >= {"sample", "train", "evaluate", "report"}
+
+
+def test_paper_config_plans_the_table1_baselines_as_untrained_evaluations():
+    plan = Plan.from_config(load("config/paper.yaml"))
+    benches = ["math", "gsm8k", "college_math", "deepmind_math", "olympiadbench", "theoremqa"]
+    baselines = ["icl-llama3-8b", "icl-deepseekmath-7b", "deepseekmath-7b-instruct"]
+    planned = [(e.baseline, e.benchmark) for e in plan.baseline_evaluations]
+    assert planned == [(b, x) for b in baselines for x in benches]
+    assert f"{PATHS['eval'].split('{')[0]}baseline/icl-llama3-8b/gsm8k.parquet" in plan.eval_paths
+    assert "deepseekmath-7b-instruct" in plan.models  # the Instruct model is prepared; ICL reuses the backbones'
+    assert "evaluate/baseline/deepseekmath-7b-instruct/theoremqa.tsv" in plan.cost_files()
+    entries = [e for e in plan.manifest()["evals"] if e["experiment"].startswith("baseline:")]
+    assert len(entries) == 18 and {e["tables"][0] for e in entries} == {"table1"}
+    by_name = {e["variant"]: e for e in entries}
+    assert (by_name["icl-deepseekmath-7b"]["method"], by_name["icl-deepseekmath-7b"]["backbone"],
+            by_name["icl-deepseekmath-7b"]["data_size"]) == ("icl", "deepseekmath-7b", None)
+    assert (by_name["deepseekmath-7b-instruct"]["method"], by_name["deepseekmath-7b-instruct"]["data_size"]) == \
+        ("instruct", "780k")
+
+
+def test_a_baseline_evaluates_its_backbones_model_with_per_benchmark_templates():
+    from trajfusion.plan import baseline_model, baseline_template
+
+    config = load("config/paper.yaml")
+    assert baseline_model(config, "icl-llama3-8b") == "llama3-8b-base"
+    assert baseline_model(config, "deepseekmath-7b-instruct") == "deepseekmath-7b-instruct"
+    assert baseline_template(config, "icl-llama3-8b", "gsm8k") == "few_shot_cot_gsm8k"
+    assert baseline_template(config, "icl-llama3-8b", "theoremqa") == "few_shot_cot_math"
+    assert baseline_template(config, "deepseekmath-7b-instruct", "gsm8k") == "deepseek_math"
+    without = copy.deepcopy(config)
+    del without["baselines"]
+    validate(without, str(REPO / "config" / "schema.yaml"))
+    assert Plan.from_config(without).baseline_evaluations == ()

@@ -170,6 +170,31 @@ def test_table1_places_reproduced_rows_beside_the_paper():
         build(tables.TABLE1, results + [eval_result(entry(path="y.parquet"), make_verdicts(5, 1, 0.5, 0), 9)])
 
 
+def test_table1_shows_evaluated_baselines_as_reproduced_beside_the_papers_and_the_others_as_reported():
+    benches = ["math", "gsm8k", "college_math", "deepmind_mathematics", "olympiadbench", "theoremqa"]
+    icl = entry(experiment="baseline:icl-llama3-8b", variant="icl-llama3-8b", variant_label="few-shot CoT",
+                method="icl", pool="", data_size=None, context="")
+    instruct = entry(experiment="baseline:deepseekmath-7b-instruct", backbone="deepseekmath-7b",
+                     variant="deepseekmath-7b-instruct", variant_label="DeepSeekMath-7B-Instruct",
+                     method="instruct", pool="", data_size="780k", context="")
+    results = [eval_result({**spec, "benchmark": b, "path": f"{spec['variant']}/{b}.parquet"},
+                           make_verdicts(40, 1, 0.3, seed=i, prefix=b), i)
+               for i, (spec, b) in enumerate((spec, b) for spec in (icl, instruct) for b in benches)]
+    d = build(tables.TABLE1, results).display
+    for backbone, method in (("LLaMA3-8B", "ICL"), ("DeepSeekMath-7B", "ICL"), ("DeepSeekMath-7B", "Instruct")):
+        at = d.index[(d["Backbone"] == backbone) & (d["Method"] == method)]
+        evaluated = (backbone, method) != ("DeepSeekMath-7B", "ICL")
+        expected = [tables.REPORTED, tables.REPRODUCED, tables.DIFF] if evaluated else [tables.REPORTED]
+        assert d.loc[at, "Source"].tolist() == expected, (backbone, method)
+        assert list(at) == list(range(at[0], at[0] + len(at)))  # the reproduced rows follow the paper's row
+    icl_row = d[(d["Backbone"] == "LLaMA3-8B") & (d["Method"] == "ICL") & (d["Source"] == tables.REPRODUCED)].iloc[0]
+    assert icl_row["Variant"] == "few-shot CoT" and icl_row["Train size"] == "—"
+    assert icl_row["MATH"].startswith(f"{100 * results[0].scores['pass@1'].mean():.1f} [")
+    assert d[d["Method"] == "Instruct"]["Train size"].tolist() == ["780k", "780k", "780k"]
+    others = d[d["Method"].isin(["MetaMath", "MMIQC", "DARTMath", "MathFusion", "LEMMA"])]
+    assert len(others) == 9 and set(others["Source"]) == {tables.REPORTED}
+
+
 def test_benchmarks_outside_a_table_get_an_extra_column_or_a_note():
     synthetic = eval_result(entry(benchmark="synthetic_arith_test", tables=["table1", "table3"]),
                             make_verdicts(8, 1, 1.0, 0), 0)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from trajfusion.io import InputError, read_jsonl, read_table, write_jsonl, write_parquet, write_text
-from trajfusion.vocabulary import ANSWER_TYPES, FINISH_REASONS, GRADERS, STATUSES, STRATEGIES
+from trajfusion.vocabulary import ANSWER_TYPES, FINISH_REASONS, GRADERS, METHODS, STATUSES, STRATEGIES
 
 DTYPES = ("str", "int64", "Int64", "float64", "bool", "json")
 
@@ -694,8 +694,9 @@ MANIFEST_SCHEMA = {
                 "experiment": _text("experiment name"),
                 "backbone": _text("the fine-tuned base model"),
                 "variant": _text("fused-data variant the model was trained on"),
-                "pool": _text("training pool"),
-                "data_size": _text("`15k`, `100k`, `embedded`, ..."),
+                "pool": _text("training pool (empty for an untrained baseline)", type="string"),
+                "data_size": {"type": ["string", "null"], "minLength": 1,
+                              "description": "`15k`, `100k`, `embedded`, ... (null: none)"},
                 "context": _text("`4k`, `32k`, ... (empty when not applicable)", type="string"),
                 "benchmark": _text("benchmark name (aliases in paper_results.yaml)"),
                 "path": _text("the verdict table"),
@@ -705,7 +706,8 @@ MANIFEST_SCHEMA = {
                 "variant_label": _text("display name (default: variant)", optional=True),
                 "tables": {"type": "array", "items": {"enum": list(TABLE_NAMES)}, "uniqueItems": True,
                            "description": "the tables and figures the run feeds"},
-                "method": {"enum": ["rft", "trajfusion"], "description": "how the training data was built"},
+                "method": {"enum": list(METHODS), "description": "how the training data was built (`icl`, "
+                           "`instruct`: an untrained baseline)"},
                 "checkpoint": {"type": "string", "pattern": "^(final|ckpt-[0-9]+)$",
                                "description": "the evaluated checkpoint"},
                 "samples_seen": {"type": ["integer", "null"], "minimum": 0,

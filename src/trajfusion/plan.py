@@ -38,6 +38,7 @@ PATHS = {
     "checkpoint": f"{RESULTS}/train/{_RUN}/{{checkpoint}}",
     "train_meta": f"{RESULTS}/train/{_RUN}/final/train_meta.json",
     "eval": f"{RESULTS}/eval/{_RUN}/{{checkpoint}}/{{bench}}.parquet",
+    "baseline_eval": f"{RESULTS}/eval/baseline/{{baseline}}/{{bench}}.parquet",
     "report": f"{RESULTS}/report/{{name}}",
 }
 
@@ -53,6 +54,7 @@ JOBS = {
     "fuse": "fuse/{teacher}/{pool}/{variant}",
     "train": f"train/{_RUN}",
     "evaluate": f"evaluate/{_RUN}/{{checkpoint}}/{{bench}}",
+    "evaluate_baseline": "evaluate/baseline/{baseline}/{bench}",
     "report_manifest": "report_manifest",
     "report": "report",
 }
@@ -118,6 +120,32 @@ class Evaluation:
         return path("eval", **self.wildcards())
 
 
+@dataclass(frozen=True)
+class BaselineEvaluation:
+    """One untrained model (``baselines`` entry) evaluated on one benchmark for Table 1."""
+
+    baseline: str
+    benchmark: str
+
+    def wildcards(self) -> dict:
+        return {"baseline": self.baseline, "bench": self.benchmark}
+
+    @property
+    def path(self) -> str:
+        return path("baseline_eval", **self.wildcards())
+
+
+def baseline_model(config: dict, baseline: str) -> str:
+    """The models entry a baseline evaluates: its own ``model``, else its backbone's."""
+    spec = config["baselines"][baseline]
+    return spec["model"] or config["backbones"][spec["backbone"]]["model"]
+
+
+def baseline_template(config: dict, baseline: str, bench: str) -> str:
+    spec = config["baselines"][baseline]
+    return spec["benchmark_templates"].get(bench, spec["template"])
+
+
 def _distinct(items) -> list:
     """``items`` without repeats, in first-seen order."""
     return list(dict.fromkeys(items))
@@ -129,6 +157,7 @@ class Plan:
 
     config: dict
     evaluations: tuple[Evaluation, ...]
+    baseline_evaluations: tuple[BaselineEvaluation, ...] = ()
 
     @classmethod
     def from_config(cls, config: dict) -> Plan:
@@ -142,7 +171,9 @@ class Plan:
                     run = Run(backbone, exp["teacher"], exp["pool"], exp["training_profile"], variant)
                     evaluations += [Evaluation(name, run, checkpoint, seen, bench)
                                     for checkpoint, seen, benches in points for bench in benches]
-        return cls(config, tuple(evaluations))
+        baselines = [BaselineEvaluation(name, bench) for name, spec in config["baselines"].items()
+                     for bench in spec["benchmarks"]]
+        return cls(config, tuple(evaluations), tuple(baselines))
 
     # ---- the distinct jobs -----------------------------------------------------------
 
@@ -157,7 +188,8 @@ class Plan:
 
     @property
     def eval_paths(self) -> list[str]:
-        return [e.path for e in self.evaluation_jobs]
+        """Every verdict table the report reads: the trained models' and the baselines'."""
+        return [e.path for e in (*self.evaluation_jobs, *self.baseline_evaluations)]
 
     @property
     def sampling_pairs(self) -> list[tuple[str, str]]:
@@ -179,11 +211,12 @@ class Plan:
     def models(self) -> list[str]:
         teachers = [self.config["teachers"][teacher]["model"] for teacher, _ in self.sampling_pairs]
         backbones = [self.config["backbones"][run.backbone]["model"] for run in self.runs]
-        return _distinct(teachers + backbones)
+        baselines = [baseline_model(self.config, e.baseline) for e in self.baseline_evaluations]
+        return _distinct(teachers + backbones + baselines)
 
     @property
     def benchmarks(self) -> list[str]:
-        return _distinct(e.benchmark for e in self.evaluations)
+        return _distinct(e.benchmark for e in (*self.evaluations, *self.baseline_evaluations))
 
     def alpha_source(self, variant: str) -> str | None:
         """The variant whose calibrated alpha ``variant`` uses; None for a fixed alpha or RFT."""
@@ -224,6 +257,7 @@ class Plan:
         jobs += [("fuse", dict(zip(("teacher", "pool", "variant"), key))) for key in self.fused_datasets]
         jobs += [("train", run.wildcards()) for run in self.runs]
         jobs += [("evaluate", e.wildcards()) for e in self.evaluation_jobs]
+        jobs += [("evaluate_baseline", e.wildcards()) for e in self.baseline_evaluations]
         return [f"{JOBS[job]}.tsv".format(**wildcards) for job, wildcards in jobs]
 
     # ---- what the report reads ---------------------------------------------------------
@@ -257,8 +291,21 @@ class Plan:
                 "benchmark": evaluation.benchmark, "path": evaluation.path,
                 "train_meta": path("train_meta", **run.wildcards())}
 
+    def baseline_entry(self, evaluation: BaselineEvaluation) -> dict:
+        """A baseline's evaluation with the labels Table 1 groups and matches it by: no pool,
+        variant or context (nothing was trained), the backbone whose row group it joins."""
+        spec = self.config["baselines"][evaluation.baseline]
+        backbone = self.config["backbones"][spec["backbone"]]
+        return {"experiment": f"baseline:{evaluation.baseline}", "tables": list(spec["tables"]),
+                "backbone": spec["backbone"], "backbone_label": backbone.get("label", spec["backbone"]),
+                "variant": evaluation.baseline, "variant_label": spec.get("label", evaluation.baseline),
+                "method": spec["method"], "pool": "", "data_size": spec["data_size"], "context": "",
+                "checkpoint": "final", "samples_seen": None, "benchmark": evaluation.benchmark,
+                "path": evaluation.path}
+
     def manifest(self) -> dict:
         """The report manifest (trajfusion.report's input) without its run-time provenance."""
-        return {"evals": [self.eval_entry(e) for e in self.evaluations],
+        return {"evals": [self.eval_entry(e) for e in self.evaluations]
+                + [self.baseline_entry(e) for e in self.baseline_evaluations],
                 "fusion_summaries": self.fusion_summaries(), "stats": self.stats(),
                 "smoke_test": self.config["smoke_test"]}

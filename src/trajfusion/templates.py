@@ -1,6 +1,14 @@
 """Prompt templates (paper Appendix B.1) shared by sampling, training and evaluation, and the
 token ids of a rendered prompt (the BOS rule), so that a model sees the same prompt tokens
-when it is trained, sampled and evaluated."""
+when it is trained, sampled and evaluated.
+
+A ``few_shot`` template (the ICL baselines of Table 1) renders worked examples of a
+demonstration set (``resources/few_shot.yaml``) before the problem, as the Qwen2.5-Math
+toolkit's ``construct_prompt`` does for its ``cot`` prompt type: each example and the problem
+are ``prompt`` (``{input}`` replaced) followed by the example's answer, joined by
+``separator``, with the spaces at both ends stripped. A base model continues with further
+made-up questions; ``cut`` ends a response at the first of the template's ``stop`` strings
+(the toolkit's stop words)."""
 
 from __future__ import annotations
 
@@ -13,14 +21,19 @@ import yaml
 
 from trajfusion.io import InputError
 
+TEMPLATE_KINDS = ("text", "chat", "few_shot")
+
 
 @dataclass(frozen=True)
 class Template:
     name: str
-    kind: str  # "text" or "chat"
+    kind: str  # "text", "chat" or "few_shot"
     system: str
     prompt: str | None
     response_suffix: str
+    shots: tuple[tuple[str, str], ...] = ()  # few_shot: the (question, answer) demonstrations
+    separator: str = ""  # few_shot: between demonstrations and before the problem
+    stop: tuple[str, ...] = ()  # a response ends at the first of these (cut)
 
     def render_prompt(self, problem: str, tokenizer=None) -> str:
         """The full prompt text up to where the assistant's response starts."""
@@ -29,9 +42,21 @@ class Template:
                 raise InputError(f"template {self.name!r} needs a tokenizer with a chat template")
             messages = [{"role": "system", "content": self.system}, {"role": "user", "content": problem}]
             return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if self.kind == "few_shot":
+            blocks = [self._fill(question) + answer for question, answer in self.shots]
+            return self.separator.join([*blocks, self._fill(problem)]).strip(" ")
+        return self._fill(problem)
+
+    def _fill(self, problem: str) -> str:
         # Substitute the system text first and the problem last, so that a problem that
         # happens to contain "{system}" is never expanded.
         return self.prompt.replace("{system}", self.system).replace("{input}", problem)
+
+    def cut(self, response: str) -> str | None:
+        """The response up to the first stop string, or None when it has none."""
+        ends = [response.find(stop) for stop in self.stop]
+        ends = [end for end in ends if end >= 0]
+        return response[:min(ends)] if ends else None
 
     def suffix(self, tokenizer=None) -> str:
         if "{eos}" in self.response_suffix:
@@ -43,7 +68,11 @@ class Template:
 def _template_file(path: str | Path | None) -> Path:
     if path:
         return Path(path)
-    return Path(str(resources.files("trajfusion") / "resources" / "templates.yaml"))
+    return _resource("templates.yaml")
+
+
+def _resource(name: str) -> Path:
+    return Path(str(resources.files("trajfusion") / "resources" / name))
 
 
 @cache
@@ -59,12 +88,27 @@ def load_template(name: str, path: str | Path | None = None) -> Template:
         raise InputError(f"{file}: unknown template {name!r}; known: {sorted(entries)}")
     entry = entries[name]
     kind = entry.get("kind", "text")
-    if kind not in ("text", "chat"):
-        raise InputError(f"{file}: template {name!r}: field 'kind' must be 'text' or 'chat', got {kind!r}")
-    if kind == "text" and "{input}" not in entry.get("prompt", ""):
+    if kind not in TEMPLATE_KINDS:
+        raise InputError(f"{file}: template {name!r}: field 'kind' must be one of {list(TEMPLATE_KINDS)}, "
+                         f"got {kind!r}")
+    if kind != "chat" and "{input}" not in entry.get("prompt", ""):
         raise InputError(f"{file}: template {name!r}: field 'prompt' must contain '{{input}}'")
+    shots = _shots(file, name, entry.get("shots")) if kind == "few_shot" else ()
     return Template(name=name, kind=kind, system=entry.get("system", ""), prompt=entry.get("prompt"),
-                    response_suffix=entry.get("response_suffix", ""))
+                    response_suffix=entry.get("response_suffix", ""), shots=shots,
+                    separator=entry.get("separator", ""), stop=tuple(entry.get("stop", ())))
+
+
+def _shots(file: Path, name: str, spec) -> tuple[tuple[str, str], ...]:
+    """The first ``spec["n"]`` demonstrations of set ``spec["set"]`` of ``resources/few_shot.yaml``."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("set"), str) or not isinstance(spec.get("n"), int):
+        raise InputError(f"{file}: template {name!r}: field 'shots' must be {{set: NAME, n: COUNT}}, got {spec!r}")
+    demos_file = _resource("few_shot.yaml")
+    demos = _load_all(str(demos_file)).get(spec["set"])
+    if demos is None or len(demos) < spec["n"]:
+        raise InputError(f"{file}: template {name!r}: field 'shots' asks for {spec['n']} examples of set "
+                         f"{spec['set']!r}; {demos_file} has {len(demos or [])}")
+    return tuple((demo["question"], demo["answer"]) for demo in demos[:spec["n"]])
 
 
 def default_prefix_ids(tokenizer) -> list[int]:

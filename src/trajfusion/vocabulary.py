@@ -10,3 +10,6 @@ STATUSES = ("ok", "timeout", "error", *(f"filtered:{reason}" for reason in FILTE
 STRATEGIES = ("highdiv", "lowdiv")
 GRADERS = ("math_verify", "qwen25_math")  # the first is the default (trajfusion.verify.graders)
 ANSWER_FORMATS = ("boxed", "lenient")  # the teacher-side answer rule (trajfusion.verify.extract)
+TRAINING_METHODS = ("rft", "trajfusion")  # how a fine-tuned model's training data was built
+BASELINE_METHODS = ("icl", "instruct")  # untrained baselines: few-shot base model, released instruct model
+METHODS = (*TRAINING_METHODS, *BASELINE_METHODS)

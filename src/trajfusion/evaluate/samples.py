@@ -37,9 +37,21 @@ def generate_samples(backend, bench: pd.DataFrame, template_name: str, n: int, t
     answer_types = [None if pd.isna(t) else str(t) for t in bench["answer_type"]] \
         if "answer_type" in bench.columns else [None] * len(bench)
     rows = [
-        {"problem_id": pid, "sample_idx": idx, "response": c.text, "n_tokens": int(c.n_tokens),
-         "finish_reason": c.finish_reason, "gold": str(gold), "answer_type": answer_type}
+        {"problem_id": pid, "sample_idx": idx, **_ended(c, template, tokenizer), "gold": str(gold),
+         "answer_type": answer_type}
         for pid, gold, answer_type, completions in zip(bench["problem_id"], bench["answer"], answer_types, outputs)
         for idx, c in enumerate(completions)
     ]
     return pd.DataFrame(rows)
+
+
+def _ended(completion, template, tokenizer) -> dict:
+    """The completion's text, tokens and finish reason, cut at the template's first stop string
+    (a few-shot prompt's next "Question:"); a cut response counts the tokens it keeps."""
+    kept = template.cut(completion.text)
+    if kept is None:
+        return {"response": completion.text, "n_tokens": int(completion.n_tokens),
+                "finish_reason": completion.finish_reason}
+    n_tokens = len(tokenizer(kept, add_special_tokens=False)["input_ids"]) if tokenizer is not None \
+        else int(completion.n_tokens)
+    return {"response": kept, "n_tokens": n_tokens, "finish_reason": "stop"}

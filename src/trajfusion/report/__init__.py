@@ -14,7 +14,7 @@ Manifest (JSON, written by the Snakemake rule; paths relative to the working dir
          "tables": ["table1", "figure3"],  # membership: table1 table2 table3 figure3 figure4
          "backbone": "llama3-8b",          # name of the fine-tuned base model
          "variant": "tf",                  # fused-data variant the model was trained on
-         "method": "trajfusion",           # "rft" or "trajfusion"
+         "method": "trajfusion",           # "rft", "trajfusion"; "icl", "instruct": untrained baselines
          "pool": "15k",                    # training pool
          "data_size": "15k",               # "15k", "100k", "embedded", ...
          "context": "4k",                  # "4k", "32k", ... ("" when not applicable)
@@ -43,7 +43,8 @@ Manifest (JSON, written by the Snakemake rule; paths relative to the working dir
 
 Rows are matched to the paper as follows: a run's backbone is compared with the paper's
 when ``paper_backbone`` is given or ``backbone`` matches an alias in paper_results.yaml;
-Table 1 rows by (backbone, method, data_size = paper train size), Table 3 rows by
+Table 1 rows by (backbone, method, data_size = paper train size; ICL runs have none, like the
+paper's ICL rows), Table 3 rows by
 (backbone, method, context), Table 2 rows by ``paper_row`` if given, else the row whose
 label equals ``variant_label``, else the LowDiv row for the ``lowdiv`` strategy, else the
 TF(k_max=k) row with the fusion summary's k_max. Runs

@@ -28,7 +28,7 @@ from trajfusion.report.paper import normalize_name, paper_frame
 
 PERCENT_METRICS = ("pass@1", "avg@k", "maj@k", "pass@k")
 REPORTED, REPRODUCED, DIFF = "reported", "reproduced", "Δ (reproduced − paper)"
-METHOD_LABELS = {"rft": "Vanilla RFT", "trajfusion": "TrajFusion"}
+METHOD_LABELS = {"rft": "Vanilla RFT", "trajfusion": "TrajFusion", "icl": "ICL", "instruct": "Instruct"}
 RUN_FIELDS = ("experiment", "backbone", "variant", "method", "pool", "data_size", "context", "checkpoint",
               "samples_seen", "benchmark", "path")
 METRICS_COLUMNS = ("eval", "where", *RUN_FIELDS, "tables", "paper_backbone", "backbone_label", "variant_label",
@@ -297,10 +297,15 @@ def _run_rows(spec: TableSpec, runs: pd.DataFrame, grid: pd.DataFrame,
 
 
 def _agrees(row: dict, paper_rows: list[dict], fields: tuple[str, ...]) -> list[dict]:
-    """The paper rows whose ``fields`` equal the run row's (names compared normalized)."""
+    """The paper rows whose ``fields`` equal the run row's (names compared normalized; two
+    missing values agree, so an ICL run without a train size matches the paper's ICL row)."""
+    def missing(value) -> bool:
+        return value is None or pd.isna(value)
+
     def same(a, b) -> bool:
-        return a is not None and b is not None and not pd.isna(a) and not pd.isna(b) \
-            and normalize_name(a) == normalize_name(b)
+        if missing(a) or missing(b):
+            return missing(a) and missing(b)
+        return normalize_name(a) == normalize_name(b)
 
     return [p for p in paper_rows if all(same(row.get(f), p.get(f)) for f in fields)]
 
