@@ -43,7 +43,11 @@ rule report:
         summaries=[summary["path"] for summary in PLAN.fusion_summaries()],
         # The final model directories, whose train_meta.json gives Table 2's trained #Err.
         trained=sorted(
-            {os.path.dirname(e["train_meta"]) for e in PLAN.manifest()["evals"]}
+            {
+                os.path.dirname(e["train_meta"])
+                for e in PLAN.manifest()["evals"]
+                if e.get("train_meta")  # baselines are not trained
+            }
         ),
         stats=[stats["path"] for stats in PLAN.stats()],
         paper_results=PAPER_RESULTS,
