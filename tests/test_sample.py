@@ -301,3 +301,29 @@ def test_sample_removes_its_partial_file_and_ignores_a_stale_one(tiny_model_dir,
     stale._file.close()
     assert cli.main(sample_argv(pool, tiny_model_dir, 0, output, batch_size=1)) == 0
     assert output.read_bytes() == reference.read_bytes() and not partial_path(output).exists()
+
+
+def test_a_think_block_the_template_opens_is_part_of_every_response(tiny_model_dir, tmp_path):
+    # DeepSeek-R1-Distill's chat template ends the prompt with "<think>\n": the model's
+    # completion starts inside the block, and one that never closes it must look unclosed.
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from trajfusion.verify import verify_frame
+
+    model = tmp_path / "r1-like"
+    shutil.copytree(tiny_model_dir, model)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}assistant: <think>\n{% endif %}")
+    tokenizer.save_pretrained(model)
+    pool = make_pool(tmp_path / "pool.parquet", 2)
+    output = tmp_path / "shard-0.parquet"
+    assert cli.main(sample_argv(pool, model, 0, output, num_shards=1, max_new_tokens=6)) == 0
+    shard = pd.read_parquet(output)
+    assert shard["response"].str.startswith("<think>\n").all()
+    # The untrained model never writes </think>: had it stopped there (not hit the token limit,
+    # which the truncated filter catches first), the response is unclosed, not an answer.
+    verified = verify_frame(shard.assign(gold="0", finish_reason="stop"), workers=0, answer_format="boxed")
+    assert set(verified["status"]) == {"filtered:unclosed_think"}

@@ -33,3 +33,17 @@ def test_unclosed_think_is_detected_and_refused():
     assert is_unclosed_think(text) and not is_unclosed_think(R1_STYLE) and not is_unclosed_think("plain")
     with pytest.raises(ValueError, match="never closes"):
         split_trajectory(text)
+
+
+def test_a_think_block_opened_by_the_prompt_belongs_to_the_response():
+    from trajfusion.trajectory import assistant_turn, prompt_opens_think
+
+    r1_prompt = "<｜begin▁of▁sentence｜><｜User｜>What is 2+2?<｜Assistant｜><think>\n"
+    assert prompt_opens_think(r1_prompt) and not prompt_opens_think("<|im_start|>assistant\n")
+    assert not prompt_opens_think("Example: <think>a</think> b\nQuestion: ...")
+    cut_off = "Okay, 2 + 2. Let me count on my fingers, one, two"
+    turn = assistant_turn(r1_prompt, cut_off)
+    assert turn == "<think>\n" + cut_off and is_unclosed_think(turn)
+    closed = assistant_turn(r1_prompt, "2 + 2 = 4.\n</think>\nThe answer is \\boxed{4}.")
+    assert split_trajectory(closed) == Trajectory("2 + 2 = 4.", "The answer is \\boxed{4}.")
+    assert assistant_turn("<|im_start|>assistant\n", cut_off) == cut_off

@@ -6,6 +6,10 @@ the prompt, so the completion often carries only the closing tag), the final par
 it (the summary and the boxed answer). A completion without tags is all reasoning, with an empty
 final part. A completion that opens ``<think>`` and never closes it cannot be split: the
 ``unclosed_think`` filter drops it before verification.
+
+Some chat templates (DeepSeek-R1-Distill's) open the think block in the prompt. The sampling
+stage then stores the response as the assistant turn, the prompt's opening tag included
+(``assistant_turn``), so that a response which never closes the block is seen as unclosed.
 """
 
 from __future__ import annotations
@@ -37,3 +41,16 @@ def split_trajectory(text: str) -> Trajectory:
     if reasoning.startswith(THINK_OPEN):
         reasoning = reasoning[len(THINK_OPEN):].strip()
     return Trajectory(reasoning, final.strip())
+
+
+def prompt_opens_think(prompt: str) -> bool:
+    """True when ``prompt`` ends inside a think block (its template opened it for the model)."""
+    return prompt.rfind(THINK_OPEN) > prompt.rfind(THINK_CLOSE)
+
+
+def assistant_turn(prompt: str, completion: str) -> str:
+    """``completion`` as the assistant turn: after the prompt's opening tag (and the whitespace
+    after it) when the prompt opened a think block, else unchanged."""
+    if not prompt_opens_think(prompt):
+        return completion
+    return prompt[prompt.rfind(THINK_OPEN):] + completion

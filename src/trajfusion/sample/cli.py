@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 
 from trajfusion.contracts import MERGED_SAMPLES, SAMPLE_SHARD, write
 from trajfusion.io import InputError, artifact_metadata, sha256_file
 from trajfusion.sample.backends import Completion, load_backend
 from trajfusion.sample.partial import PartialBatches, job_fingerprint
 from trajfusion.sample.settings import MergeSettings, SampleSettings
+from trajfusion.trajectory import assistant_turn
 from trajfusion.sample.shards import (
     MERGE_POOL_COLUMNS,
     SAMPLE_POOL_COLUMNS,
@@ -86,9 +88,12 @@ def _generate(settings: SampleSettings, model: str, template, rows, partial: Par
     backend = load_backend(settings.backend, model, **settings.backend_options())
     try:
         prompts = [template.render_prompt(problem, backend.tokenizer) for problem in rows["problem"]]
-        return backend.generate(prompts, n=settings.k, temperature=settings.temperature, top_p=settings.top_p,
-                                max_new_tokens=settings.max_new_tokens, seed=settings.seed,
-                                keys=rows["problem_id"].tolist(), partial=partial)
+        groups = backend.generate(prompts, n=settings.k, temperature=settings.temperature, top_p=settings.top_p,
+                                  max_new_tokens=settings.max_new_tokens, seed=settings.seed,
+                                  keys=rows["problem_id"].tolist(), partial=partial)
+        # A think block the template opened belongs to the response (trajfusion.trajectory).
+        return [[replace(c, text=assistant_turn(prompt, c.text)) for c in group]
+                for prompt, group in zip(prompts, groups, strict=True)]
     finally:
         backend.close()
 
