@@ -17,7 +17,6 @@ from trajfusion.io import InputError, artifact_metadata, sha256_file
 from trajfusion.sample.backends import Completion, load_backend
 from trajfusion.sample.partial import PartialBatches, job_fingerprint
 from trajfusion.sample.settings import MergeSettings, SampleSettings
-from trajfusion.trajectory import assistant_turn
 from trajfusion.sample.shards import (
     MERGE_POOL_COLUMNS,
     SAMPLE_POOL_COLUMNS,
@@ -27,6 +26,7 @@ from trajfusion.sample.shards import (
     shard_frame,
     shard_rows,
 )
+from trajfusion.trajectory import assistant_turn
 
 log = logging.getLogger(__name__)
 
