@@ -18,9 +18,10 @@ for _profile in config["training_profiles"]:
             partly(cost_pattern("train"), profile=_profile)
         conda:
             "../envs/train.yaml"
-        threads: 2
+        threads: PLAN.training_threads(_profile)
         resources:
             gpu=PLAN.training_gpus(_profile),
+            **PLAN.training_resources(_profile),
         params:
             settings=lambda w, _p=_profile: train_settings(w, _p),
             deepspeed=deepspeed_flag(_profile),

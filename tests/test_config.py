@@ -228,3 +228,43 @@ def test_teacher_answer_format_is_validated_and_defaulted():
     config["verify"]["filters"] = {"enabled": ["no_reasoning", "unclosed_think"], "min_reasoning_steps": -1}
     with pytest.raises(WorkflowError, match="min_reasoning_steps"):
         validate(config, schema)
+
+
+def planned_job_resources(output: str) -> list[tuple[str, dict]]:
+    """(rule, resources) of every job a dry run prints."""
+    jobs = []
+    for block in re.split(r"^(?=rule \w+:$)", output, flags=re.M)[1:]:
+        rule = block.split(":", 1)[0].removeprefix("rule ")
+        line = re.search(r"^\s+resources: (.*)$", block, re.M)
+        pairs = (item.split("=", 1) for item in line.group(1).split(", ")) if line else ()
+        jobs.append((rule, dict(pairs)))
+    return jobs
+
+
+def test_every_paper_job_on_slurm_has_its_own_resources(tmp_path):
+    """No job of the paper config runs on a SLURM profile's defaults: a rule is sized in the
+    profile's set-resources, or (training) from its profile's `resources` in the config."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "profile.yaml").read_text())
+    result = subprocess.run([*SNAKEMAKE, "-n", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+                             "--configfile", str(REPO / "config" / "paper.yaml"),
+                             "--profile", str(REPO / "profiles" / "slurm")],
+                            env=local_snakemake_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_job_resources(result.stdout)
+    assert len(jobs) > 300
+    sized_by_profile = set(profile["set-resources"])
+    paper = load("paper.yaml")
+    for rule, resources in jobs:
+        if rule == "all":  # the target: no action, never submitted
+            continue
+        if rule.startswith("train_"):
+            name = next(p for p in paper["training_profiles"] if rule == "train_" + re.sub(r"[-.]", "_", p))
+            expected = {**paper["training"]["resources"], **paper["training_profiles"][name].get("resources", {})}
+            assert rule not in sized_by_profile, f"{rule}: sized by hand in the profile, not from the config"
+        else:
+            assert rule in sized_by_profile, f"{rule}: runs on the SLURM profile's default resources"
+            expected = {**profile["default-resources"], **profile["set-resources"][rule]}
+        got = {key: int(resources[key]) for key in ("cpus_per_task", "mem_mb", "runtime")}
+        assert got == {key: expected[key] for key in got}, rule
+    by_rule = dict(jobs)
+    assert by_rule["train_qwen_32k"]["mem_mb"] == "768000" and by_rule["train_base_100k"]["runtime"] == "4320"

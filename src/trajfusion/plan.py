@@ -236,6 +236,15 @@ class Plan:
     def training_gpus(self, profile: str) -> int:
         return profile_settings(self.config, profile)["num_gpus"]
 
+    def training_resources(self, profile: str) -> dict:
+        """A training job's ``cpus_per_task``, ``mem_mb`` and ``runtime``: the training block's
+        resources overridden key by key by the profile's own."""
+        own = self.config["training_profiles"][profile].get("resources", {})
+        return {**self.config["training"]["resources"], **own}
+
+    def training_threads(self, profile: str) -> int:
+        return self.training_resources(profile)["cpus_per_task"]
+
     def gpu_patterns(self) -> list[list]:
         """[cost-file pattern, GPUs per job] pairs, relative to ``COST``; other jobs use none."""
         patterns = [["evaluate/*", self.evaluation_gpus()]]
