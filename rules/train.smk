@@ -20,8 +20,8 @@ for _profile in config["training_profiles"]:
             "../envs/train.yaml"
         threads: PLAN.training_threads(_profile)
         resources:
-            gpu=PLAN.training_gpus(_profile),
             **PLAN.training_resources(_profile),
+            gpu=PLAN.training_gpus(_profile),
         params:
             settings=lambda w, _p=_profile: train_settings(w, _p),
             deepspeed=deepspeed_flag(_profile),
