@@ -22,7 +22,8 @@ CONFIGS = [REPO / "config" / "config.yaml", REPO / "config" / "paper.yaml", REPO
            REPO / "tests" / "reliability" / "config.yaml"]
 # Keys of the config's `training` section that are not training settings: the DeepSpeed config is
 # an input file (the --deepspeed flag), the eval_* keys belong to evaluation.
-NOT_TRAIN_SETTINGS = {"deepspeed", "eval_max_new_tokens", "eval_max_model_len"}
+# Config keys of a training profile that reach the rule, not `trajfusion train` (resources: the SLURM job size).
+NOT_TRAIN_SETTINGS = {"deepspeed", "eval_max_new_tokens", "eval_max_model_len", "resources"}
 REQUIRED = {"template": "chat", "epochs": 1, "learning_rate": 1e-4, "per_device_batch_size": 1, "grad_accum": 1,
             "max_length": 64, "precision": "fp32", "seed": 0}
 
