@@ -51,12 +51,14 @@ def run_train(cmd: list[str]) -> dict:
 def kill_after_checkpoint(cmd: list[str], out: Path, step: int) -> None:
     """Start ``cmd`` in its own process group; SIGKILL the launcher and every worker once the
     trainer checkpoint of ``step`` is complete."""
-    proc = subprocess.Popen(cmd, env=train_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    log = out.with_name(f"{out.name}.killed.log")  # a file, not a pipe nobody reads while it fills
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(cmd, env=train_env(), stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)
     marker = out / "trainer" / f"checkpoint-{step}" / "trainer_state.json"
     deadline = time.monotonic() + 600
     while not marker.exists():
-        assert proc.poll() is None, f"the run ended before checkpoint-{step}: {proc.stderr.read()[-3000:]}"
+        assert proc.poll() is None, f"the run ended before checkpoint-{step}: {log.read_text()[-3000:]}"
         assert time.monotonic() < deadline, "no checkpoint within 600 s"
         time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
