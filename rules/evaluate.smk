@@ -16,7 +16,7 @@ rule evaluate:
     benchmark:
         cost_pattern("evaluate")
     conda:
-        "../envs/vllm.yaml"
+        PLAN.evaluation_env()
     threads: config["evaluation"]["threads"]
     resources:
         gpu=PLAN.evaluation_gpus(),
@@ -43,7 +43,7 @@ rule evaluate_baseline:
     benchmark:
         cost_pattern("evaluate_baseline")
     conda:
-        "../envs/vllm.yaml"
+        PLAN.evaluation_env()
     threads: config["evaluation"]["threads"]
     resources:
         gpu=PLAN.evaluation_gpus(),

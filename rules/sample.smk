@@ -13,7 +13,7 @@ rule sample_shard:
     benchmark:
         cost_pattern("sample")
     conda:
-        "../envs/vllm.yaml"
+        lambda w: PLAN.sampling_env(w.teacher)
     threads: 2
     resources:
         gpu=lambda w: PLAN.sampling_gpus(w.teacher),

@@ -4,7 +4,9 @@ The environments: the CPU default that ``scripts/setup.sh --dev`` installs, and 
 ``envs/*.yaml`` (conda environment files whose ``pip:`` list is what matters). For each, pip's
 resolver runs with ``--dry-run --ignore-installed`` on the package index (CUDA wheels are
 resolved from their metadata, not downloaded); an environment whose requirements conflict
-fails with pip's explanation. Index options inside a requirement (``--index-url`` of the CPU
+fails with pip's explanation. An environment that runs a generation backend (``BACKEND_ENVS``)
+must install every package the backend's module imports and must not pin the CPU torch build.
+Index options inside a requirement (``--index-url`` of the CPU
 torch build) are dropped: the resolver sees the same version on PyPI.
 
     python scripts/check_envs.py [--report-dir DIR] [ENV ...]     # ENV: setup, core, train, vllm
@@ -13,6 +15,8 @@ torch build) are dropped: the resolver sees the same version on PyPI.
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib.util
 import json
 import re
 import subprocess
@@ -21,6 +25,8 @@ import tempfile
 from pathlib import Path
 
 import yaml
+
+from trajfusion.sample.backends import BACKEND_ENVS, backend_module
 
 REPO = Path(__file__).resolve().parents[1]
 ENVS_DIR = REPO / "envs"
@@ -52,6 +58,37 @@ def env_file_requirements(path: Path) -> list[str]:
             requirement = f"-e {(path.parent / base).resolve()}" + (f"[{extras}" if extras else "")
         requirements.append(requirement)
     return requirements
+
+
+def imported_packages(module: str) -> set[str]:
+    """Top-level third-party names ``module`` imports anywhere (lazy imports too), read from its
+    source without importing it (the vLLM backend's imports need a GPU stack)."""
+    tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text())
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    names |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and not node.level}
+    tops = {name.split(".")[0] for name in names}
+    return {top for top in tops if top not in sys.stdlib_module_names and top not in ("trajfusion", "__future__")}
+
+
+def backend_problems(env: str, requirements: list[str], versions: dict[str, str]) -> list[str]:
+    """Why ``env`` cannot run the generation backends mapped to it (empty: it can)."""
+    problems = []
+    for backend in (b for b, name in BACKEND_ENVS.items() if name == env):
+        missing = sorted(imported_packages(backend_module(backend)) - set(versions))
+        if missing:
+            problems.append(f"backend {backend} imports {missing}, which envs/{env}.yaml does not install")
+        if any("download.pytorch.org/whl/cpu" in r for r in requirements):
+            problems.append(f"backend {backend} may run on a GPU, but envs/{env}.yaml pins the CPU torch build")
+    return problems
+
+
+def raw_requirements(env: str) -> list[str]:
+    """An env file's pip entries as written (index options kept); none for the setup env."""
+    path = ENVS_DIR / f"{env}.yaml"
+    if not path.exists():
+        return []
+    spec = yaml.safe_load(path.read_text())
+    return [str(entry) for item in spec["dependencies"] if isinstance(item, dict) for entry in item.get("pip", [])]
 
 
 def environments() -> dict[str, list[str]]:
@@ -98,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: DOES NOT RESOLVE ({' '.join(known[name])})\n{explanation.strip()}")
                 continue
             versions = resolved_versions(report)
+            raw = raw_requirements(name)
+            problems = backend_problems(name, raw, versions)
+            if problems:
+                failed.append(name)
+                print(f"{name}: resolves, but " + "; ".join(problems))
+                continue
             shown = ", ".join(f"{pkg} {versions[pkg]}" for pkg in SHOWN if pkg in versions)
             print(f"{name}: resolves ({len(versions)} packages): {shown}")
     return 1 if failed else 0

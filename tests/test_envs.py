@@ -4,11 +4,18 @@ the resolution itself runs in CI (.ci/run), as it needs the package index."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
+
+from tests.conftest import local_snakemake_env
+from trajfusion.sample.backends import BACKEND_ENVS, backend_module
 
 REPO = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("check_envs", REPO / "scripts" / "check_envs.py")
@@ -58,3 +65,48 @@ def test_cpu_environment_files_pin_the_torch_of_the_setup_script():
     for path in (REPO / "envs").glob("*.yaml"):
         torch_pins = [r for r in check_envs.env_file_requirements(path) if r.startswith("torch")]
         assert torch_pins in ([], [setup_torch]), f"{path.name}: {torch_pins} vs scripts/setup.sh {setup_torch}"
+
+
+def test_generation_backends_import_what_their_envs_must_install():
+    assert {"torch", "transformers"} <= check_envs.imported_packages(backend_module("hf"))
+    assert "vllm" in check_envs.imported_packages(backend_module("vllm"))
+
+
+def test_a_backend_env_missing_a_package_or_with_cpu_torch_is_refused():
+    train = check_envs.raw_requirements("train")
+    assert check_envs.backend_problems("train", train, {"torch": "2.13.0", "transformers": "5.20.2"}) == []
+    assert check_envs.backend_problems("train", train, {"torch": "2.13.0"}) == [
+        "backend hf imports ['transformers'], which envs/train.yaml does not install"]
+    core = check_envs.raw_requirements("core")
+    assert any("whl/cpu" in r for r in core)
+    with_cpu_torch = check_envs.backend_problems("train", core, {"torch": "2.13.0", "transformers": "5.20.2"})
+    assert with_cpu_torch == ["backend hf may run on a GPU, but envs/train.yaml pins the CPU torch build"]
+
+
+def rule_envs(tmp_path: Path, config: dict) -> dict[str, list[str]]:
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    result = subprocess.run([sys.executable, str(REPO / "tests" / "rule_envs.py"), str(configfile), str(tmp_path)],
+                            env=local_snakemake_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("teacher_backend, evaluation_backend", [("hf", "vllm"), ("vllm", "hf")])
+def test_each_generation_job_runs_in_its_backends_env(tmp_path, teacher_backend, evaluation_backend):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for teacher in config["teachers"].values():
+        teacher["backend"] = teacher_backend
+    config["evaluation"]["backend"] = evaluation_backend
+    envs = rule_envs(tmp_path, config)
+    assert envs["sample_shard"] == [f"{BACKEND_ENVS[teacher_backend]}.yaml"]
+    assert envs["evaluate"] == envs["evaluate_baseline"] == [f"{BACKEND_ENVS[evaluation_backend]}.yaml"]
+    assert envs["train_embedded"] == envs["prepare_model"] == ["train.yaml"]
+    assert envs["verify"] == envs["fuse"] == envs["report"] == ["core.yaml"]
+    # every job but the target and the local manifest (a `run:` block in Snakemake's own
+    # Python) names an env
+    assert {rule for rule, files in envs.items() if None in files} == {"all", "report_manifest"}
+
+
+def test_every_backend_env_is_an_env_file():
+    assert all((REPO / "envs" / f"{env}.yaml").exists() for env in BACKEND_ENVS.values())

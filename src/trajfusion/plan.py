@@ -83,6 +83,13 @@ def generation_gpus(spec: dict) -> int:
     return spec.get("tensor_parallel_size") or BACKEND_DEFAULTS["vllm"]["tensor_parallel_size"]
 
 
+def generation_env(spec: dict) -> str:
+    """The conda env file (relative to ``rules/``) of a generation job with this backend."""
+    from trajfusion.sample.backends import BACKEND_ENVS
+
+    return f"../envs/{BACKEND_ENVS[spec['backend']]}.yaml"
+
+
 def profile_settings(config: dict, profile: str) -> dict:
     """A training profile's settings: the ``training`` block overridden by the profile's own."""
     return {**config["training"], **config["training_profiles"][profile]}
@@ -232,6 +239,12 @@ class Plan:
 
     def evaluation_gpus(self) -> int:
         return generation_gpus(self.config["evaluation"])
+
+    def sampling_env(self, teacher: str) -> str:
+        return generation_env(self.config["teachers"][teacher])
+
+    def evaluation_env(self) -> str:
+        return generation_env(self.config["evaluation"])
 
     def training_gpus(self, profile: str) -> int:
         return profile_settings(self.config, profile)["num_gpus"]

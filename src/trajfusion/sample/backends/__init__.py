@@ -30,6 +30,16 @@ _BACKENDS = {
     "vllm": ("trajfusion.sample.backends.vllm", "VLLMBackend"),
 }
 BACKEND_NAMES = tuple(_BACKENDS)
+# The environment (envs/<name>.yaml) a generation job of each backend runs in under
+# `--sdm conda`: hf needs torch and transformers (the training env has their GPU builds),
+# vLLM its own env (it pins its own torch).
+BACKEND_ENVS = {"hf": "train", "vllm": "vllm"}
+assert set(BACKEND_ENVS) == set(_BACKENDS)
+
+
+def backend_module(name: str) -> str:
+    """The module implementing backend ``name`` (not imported here)."""
+    return _BACKENDS[name][0]
 
 
 @dataclass(frozen=True)
