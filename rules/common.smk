@@ -161,6 +161,17 @@ def check_training_profiles(cfg):
             _fail(f"training_profiles.{profile}", str(exc))
 
 
+def check_models(cfg):
+    """Each model source checked as prepare-model will check it, before any job."""
+    from trajfusion.model.settings import model_spec
+
+    for name, spec in cfg["models"].items():
+        try:
+            model_spec(spec)
+        except ValueError as exc:
+            _fail(f"models.{name}", str(exc))
+
+
 def check_figure1(cfg):
     """Figure 1's teacher, pool and sources name a sampled (teacher, pool) pair and sources
     of every pool it shows."""
@@ -185,6 +196,7 @@ def check_figure1(cfg):
 
 
 check_references(config)
+check_models(config)
 check_figure1(config)
 PLAN = Plan.from_config(config)
 check_training_profiles(config)

@@ -107,6 +107,7 @@ def test_schema_rejects_bad_values_naming_the_key(tmp_path, mutate, key_pattern)
     (lambda c: c["baselines"]["icl-smollm2-135m"].__setitem__("backbone", "gpt"),
      "baselines.icl-smollm2-135m.backbone"),
     (lambda c: c["baselines"]["icl-smollm2-135m"].__setitem__("model", "gpt"), "baselines.icl-smollm2-135m.model"),
+    (lambda c: c["models"]["smollm2-135m"].__setitem__("cache", "copy"), "models.smollm2-135m"),
 ])
 def test_cross_references_are_checked_before_any_job(tmp_path, mutate, key):
     config = copy.deepcopy(load("config.yaml"))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +71,110 @@ def test_checksum_mismatch_and_missing_package_are_clear_errors(tmp_path):
     # Nothing half-written is left behind.
     assert not (tmp_path / "m").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.")]
+
+
+# ---- hub models in the shared Hugging Face cache ----------------------------------------
+
+def hub_cache_with(model_dir, cache, repo_id, commit):
+    """A Hugging Face cache holding ``model_dir`` as ``repo_id`` at ``commit``, laid out as
+    huggingface_hub lays it out: content-addressed blobs (LFS files by SHA-256, others by git
+    blob SHA-1), a snapshot folder of relative links, and refs/main."""
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "blobs").mkdir(parents=True)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for file in sorted(p for p in model_dir.iterdir() if p.name != "prepare_meta.json"):
+        data = file.read_bytes()
+        blob = (hashlib.sha256(data).hexdigest() if file.suffix == ".safetensors"
+                else hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest())
+        (repo / "blobs" / blob).write_bytes(data)
+        (snapshot / file.name).symlink_to(Path("..", "..", "blobs", blob))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def prepare_offline(spec: dict, output, cache) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "trajfusion.cli", "prepare-model", "--spec", json.dumps(spec),
+                           "--output", str(output)], capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_hub_model_lives_in_the_shared_cache_and_loads_from_its_links(tmp_path, tiny_model_dir):
+    from huggingface_hub import scan_cache_dir
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cache, commit = tmp_path / "hf-cache", "0123456789abcdef0123456789abcdef01234567"
+    snapshot = hub_cache_with(tiny_model_dir, cache, "someorg/tiny-math", commit)
+    # huggingface_hub itself reads this cache as one repo at one revision
+    (repo,) = scan_cache_dir(cache).repos
+    assert repo.repo_id == "someorg/tiny-math" and [r.commit_hash for r in repo.revisions] == [commit]
+
+    out = tmp_path / "models" / "tiny-math"
+    result = prepare_offline({"source": "hub", "hub_id": "someorg/tiny-math"}, out, cache)
+    assert result.returncode == 0, result.stderr[-2000:]
+    weights = out / "model.safetensors"
+    assert weights.is_symlink() and weights.resolve().parent == cache / "models--someorg--tiny-math" / "blobs"
+    assert not [p for p in out.iterdir() if p.is_file() and not p.is_symlink() and p.name != "prepare_meta.json"]
+    meta = json.loads((out / "prepare_meta.json").read_text())
+    assert meta["hub"] == {"repo_id": "someorg/tiny-math", "revision": "main", "commit": commit,
+                           "snapshot": str(snapshot), "cache": "hub"}
+    assert meta["weights_sha256"]["model.safetensors"] == sha256_file(tiny_model_dir / "model.safetensors")
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.num_parameters() == AutoModelForCausalLM.from_pretrained(tiny_model_dir).num_parameters()
+    assert len(AutoTokenizer.from_pretrained(out)) == 49152
+
+
+def test_hub_model_copy_mode_pinned_revision_and_cache_miss(tmp_path, tiny_model_dir):
+    cache, commit = tmp_path / "hf-cache", "fedcba9876543210fedcba9876543210fedcba98"
+    hub_cache_with(tiny_model_dir, cache, "someorg/tiny-math", commit)
+    out = tmp_path / "copy"
+    result = prepare_offline({"source": "hub", "hub_id": "someorg/tiny-math", "revision": commit, "cache": "copy"},
+                             out, cache)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not [p for p in out.iterdir() if p.is_symlink()]
+    assert sha256_file(out / "model.safetensors") == sha256_file(tiny_model_dir / "model.safetensors")
+    assert json.loads((out / "prepare_meta.json").read_text())["hub"]["commit"] == commit
+
+    missing = prepare_offline({"source": "hub", "hub_id": "someorg/not-cached"}, tmp_path / "missing", cache)
+    assert missing.returncode != 0
+    assert "cannot get 'someorg/not-cached' (revision main) from the Hugging Face Hub or its cache" in missing.stderr
+    assert not (tmp_path / "missing").exists()
+
+
+def test_cache_mode_is_for_hub_sources_only():
+    from trajfusion.model.settings import model_spec
+
+    assert model_spec({"source": "hub", "hub_id": "a/b"})["cache"] == "hub"
+    with pytest.raises(ValueError, match="field 'cache' applies to source 'hub' only"):
+        model_spec({"source": "local", "path": "/m", "cache": "copy"})
+    with pytest.raises(ValueError, match="field 'cache' must be one of"):
+        model_spec({"source": "hub", "hub_id": "a/b", "cache": "shared"})
+
+
+def test_schema_declares_the_cache_modes_of_model_spec():
+    import yaml
+
+    from trajfusion.model.settings import HUB_CACHE_MODES
+
+    model = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema.yaml").read_text())["$defs"]["model"]
+    assert tuple(model["properties"]["cache"]["enum"]) == HUB_CACHE_MODES
+    (hub_rule,) = [rule for rule in model["allOf"] if rule["if"]["properties"]["source"] == {"const": "hub"}]
+    assert hub_rule["then"]["properties"]["cache"]["default"] == HUB_CACHE_MODES[0]
+
+
+def test_a_model_whose_cache_entry_was_deleted_is_refused_before_loading(tmp_path, tiny_model_dir):
+    import shutil
+
+    from trajfusion.sample.backends import load_backend
+
+    cache = tmp_path / "hf-cache"
+    hub_cache_with(tiny_model_dir, cache, "someorg/tiny-math", "ab" * 20)
+    out = tmp_path / "linked"
+    assert prepare_offline({"source": "hub", "hub_id": "someorg/tiny-math"}, out, cache).returncode == 0
+    shutil.rmtree(cache)
+    from trajfusion.train.trainer import load_model
+
+    for load in (lambda: load_backend("hf", out), lambda: load_model(str(out), None, 64, "sdpa")):
+        with pytest.raises(InputError, match=r"link into a Hugging Face cache entry that no longer exists"):
+            load()

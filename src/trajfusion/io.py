@@ -196,6 +196,15 @@ def read_json_file(path: str | os.PathLike, what: str = "file") -> Any:
     return decode_json(path.read_bytes(), str(path))
 
 
+def check_model_dir(model_dir: str | os.PathLike) -> None:
+    """Refuse a model directory whose links point nowhere: a hub model prepared with
+    ``cache: hub`` links into the Hugging Face cache, and that cache entry was deleted."""
+    dangling = sorted(p.name for p in Path(model_dir).iterdir() if p.is_symlink() and not p.exists())
+    if dangling:
+        raise InputError(f"{model_dir}: {dangling} link into a Hugging Face cache entry that no longer exists; "
+                         "prepare the model again (snakemake --forcerun prepare_model)")
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

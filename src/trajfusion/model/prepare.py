@@ -7,8 +7,10 @@ Sources:
   freshly built model of the same config and saved as safetensors.
 - ``tiny``: a small random-init Llama built from a config, with a real tokenizer taken
   from a ``gguf_package`` source (used by the test suite's end-to-end DAG).
-- ``hub``: a Hugging Face Hub repository id (paper scale), downloaded with
-  ``huggingface_hub.snapshot_download`` where the machine can reach the Hub.
+- ``hub``: a Hugging Face Hub repository id (paper scale), fetched into the shared Hugging
+  Face cache with ``huggingface_hub.snapshot_download`` (or found there offline), then linked
+  from the output directory (``cache: hub``) or copied into it (``cache: copy``); the
+  resolved commit and the snapshot path are recorded in ``prepare_meta.json``.
 - ``local``: an existing transformers directory (a user's own model), copied in.
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from trajfusion.io import InputError, artifact_metadata, sha256_file, write_json
 from trajfusion.model.gguf import dequantized_model, find_package_file, load_gguf_tokenizer
+from trajfusion.model.settings import model_spec
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +50,30 @@ def _tiny_model(tokenizer, overrides: dict, seed: int):
     return LlamaForCausalLM(config)
 
 
-def _hub_snapshot(repo_id: str, revision: str | None, target: Path) -> None:
+HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"]
+
+
+def _hub_snapshot(spec: dict, target: Path) -> dict:
+    """Fetch the model into the Hugging Face cache (or find it there; HF_HUB_OFFLINE=1 needs no
+    network) and link (``cache: hub``) or copy (``cache: copy``) its files into ``target``.
+    Returns the provenance: repo, requested revision, resolved commit and snapshot path."""
     from huggingface_hub import snapshot_download
 
+    repo_id, revision = spec["hub_id"], spec.get("revision")
     try:
-        snapshot_download(repo_id=repo_id, revision=revision, local_dir=str(target),
-                          allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"])
-    except Exception as exc:  # network or auth failure: name the model and the cause
-        raise InputError(f"model source: cannot download {repo_id!r} from the Hugging Face Hub: {exc}") from exc
+        snapshot = Path(snapshot_download(repo_id=repo_id, revision=revision, allow_patterns=HUB_FILES))
+    except Exception as exc:  # network, auth or offline cache miss: name the model and the cause
+        raise InputError(f"model source: cannot get {repo_id!r} (revision {revision or 'main'}) "
+                         f"from the Hugging Face Hub or its cache: {exc}") from exc
+    for file in sorted(p for p in snapshot.rglob("*") if not p.is_dir()):
+        destination = target / file.relative_to(snapshot)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        if spec["cache"] == "hub":
+            destination.symlink_to(file)  # the snapshot entry, itself a link to its blob
+        else:
+            shutil.copyfile(file, destination)
+    return {"repo_id": repo_id, "revision": revision or "main", "commit": snapshot.name,
+            "snapshot": str(snapshot), "cache": spec["cache"]}
 
 
 def _copy_local(source_dir: Path, target: Path) -> None:
@@ -80,7 +99,7 @@ def prepare_model(spec: dict, output_dir: str | Path, seed: int = 0) -> Path:
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
         elif source == "hub":
-            _hub_snapshot(spec["hub_id"], spec.get("revision"), staging)
+            meta["hub"] = _hub_snapshot(model_spec(spec), staging)
         elif source == "local":
             _copy_local(Path(spec["path"]), staging)
         else:

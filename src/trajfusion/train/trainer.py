@@ -53,6 +53,7 @@ from pathlib import Path
 from trajfusion.io import (
     InputError,
     OutputError,
+    check_model_dir,
     config_hash,
     is_write_failure,
     library_versions,
@@ -96,6 +97,8 @@ def load_model(model_name: str, rope_scaling: dict | None, max_length: int, attn
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    if Path(model_name).is_dir():
+        check_model_dir(model_name)
     config = AutoConfig.from_pretrained(model_name)
     if drop_gguf_quantization(config):
         log.warning("%s: ignoring the GGUF quantization_config of its (dequantized) weights", model_name)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trajfusion.contracts import FINISH_REASONS
-from trajfusion.io import InputError
+from trajfusion.io import InputError, check_model_dir
 from trajfusion.templates import encode_prompts
 
 _BACKENDS = {
@@ -144,6 +144,7 @@ def load_backend(name: str, model_dir: str | Path, **options):
         raise InputError(f"unknown generation backend {name!r}; known: {list(BACKEND_NAMES)}")
     if not Path(model_dir).is_dir():
         raise InputError(f"{model_dir}: model directory does not exist")
+    check_model_dir(model_dir)
     module_name, class_name = _BACKENDS[name]
     backend_class = getattr(importlib.import_module(module_name), class_name)
     accepted = set(inspect.signature(backend_class).parameters) - {"model_dir"}
