@@ -125,7 +125,8 @@ def test_prepare_model_settings_from_flags_or_json():
     assert flags == ModelSettings(spec=spec, seed=0)
     as_json = parse(model.register, "prepare-model", "--settings", json.dumps({"spec": spec, "seed": 3}),
                     "--output", "o")
-    assert ModelSettings.from_args(as_json).provenance() == {"spec": spec, "seed": 3}
+    # the hub cache mode's default is filled in, so the provenance names it
+    assert ModelSettings.from_args(as_json).provenance() == {"spec": {**spec, "cache": "hub"}, "seed": 3}
     with pytest.raises(InputError, match=r"--spec: field 'path' \(a non-empty string\) is required for source"):
         ModelSettings(spec={"source": "local"})
 
@@ -134,7 +135,8 @@ def test_pool_settings_hold_the_spec_and_seed():
     spec = {"sources": [{"name": "synthetic_arith"}]}
     args = parse(data.register, "build-pool", "--spec", json.dumps(spec), "--seed", "4", "--data-dir", "d",
                  "--output", "p.parquet", "--report", "r.json")
-    assert PoolSettings.from_args(args).provenance() == {"spec": spec, "seed": 4}
+    assert PoolSettings.from_args(args).provenance() == {"spec": spec, "seed": 4, "datasets": None,
+                                                         "own_benchmarks": None}
     with pytest.raises(InputError, match=r"missing required setting\(s\) \['--seed'\]"):
         PoolSettings.from_dict({"spec": spec})
     with pytest.raises(InputError, match="--spec: expected a JSON object, got list"):
