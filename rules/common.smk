@@ -73,8 +73,8 @@ def _fail(key, message):
 
 
 def check_references(cfg):
-    """Cross-references the JSON schema cannot express, each error naming its key (a pool's
-    decontaminate_against names are benchmark names, which the schema checks)."""
+    """Cross-references the JSON schema cannot express, each error naming its key (data
+    names: check_data_references)."""
     for name, teacher in cfg["teachers"].items():
         if teacher["model"] not in cfg["models"]:
             _fail(
@@ -161,6 +161,59 @@ def check_training_profiles(cfg):
             _fail(f"training_profiles.{profile}", str(exc))
 
 
+def check_data_references(cfg):
+    """Pool sources, benchmarks and benchmark lists name built-in data (the registry's) or
+    `datasets:` entries; a dataset may not take a built-in name."""
+    from trajfusion.data import BENCHMARKS, SOURCES
+
+    datasets = cfg["datasets"]
+    for name in datasets:
+        if name in SOURCES or name in BENCHMARKS:
+            _fail(
+                f"datasets.{name}",
+                "the name of a built-in source or benchmark; choose another",
+            )
+    for name, bench in cfg["benchmarks"].items():
+        if "dataset" not in bench and name not in BENCHMARKS:
+            _fail(
+                f"benchmarks.{name}",
+                f"not a built-in benchmark {list(BENCHMARKS)}; a benchmark of one's own names its `dataset:`",
+            )
+        if "dataset" in bench and bench["dataset"] not in datasets:
+            _fail(
+                f"benchmarks.{name}.dataset",
+                f"unknown dataset {bench['dataset']!r}; known: {sorted(datasets)}",
+            )
+    own_benchmarks = [n for n, b in cfg["benchmarks"].items() if "dataset" in b]
+    for name, pool in cfg["pools"].items():
+        for i, source in enumerate(pool["sources"]):
+            if source["name"] not in SOURCES and source["name"] not in datasets:
+                _fail(
+                    f"pools.{name}.sources[{i}].name",
+                    f"unknown source {source['name']!r}; built-in: {list(SOURCES)}, datasets: {sorted(datasets)}",
+                )
+        for i, bench in enumerate(pool.get("decontaminate_against", [])):
+            if bench not in BENCHMARKS and bench not in own_benchmarks:
+                _fail(
+                    f"pools.{name}.decontaminate_against[{i}]",
+                    f"unknown benchmark {bench!r}; built-in: {list(BENCHMARKS)}, own: {own_benchmarks}",
+                )
+    for bench in cfg["evaluation"]["samples"]:
+        if bench != "default" and bench not in cfg["benchmarks"]:
+            _fail(
+                f"evaluation.samples.{bench}",
+                f"not a benchmark of this config; benchmarks: {sorted(cfg['benchmarks'])}",
+            )
+    for name, baseline in cfg["baselines"].items():
+        for key in ("benchmarks", "benchmark_templates"):
+            for i, bench in enumerate(baseline[key]):
+                if bench not in cfg["benchmarks"]:
+                    _fail(
+                        f"baselines.{name}.{key}[{i}]",
+                        f"unknown benchmark {bench!r}; known: {sorted(cfg['benchmarks'])}",
+                    )
+
+
 def check_models(cfg):
     """Each model source checked as prepare-model will check it, before any job."""
     from trajfusion.model.settings import model_spec
@@ -196,6 +249,7 @@ def check_figure1(cfg):
 
 
 check_references(config)
+check_data_references(config)
 check_models(config)
 check_figure1(config)
 PLAN = Plan.from_config(config)

@@ -4,6 +4,7 @@
 rule build_pool:
     input:
         checksums=DATA_CHECKSUMS,
+        datasets=pool_dataset_files,
     output:
         pool=PATHS["pool"],
         report=PATHS["pool_report"],
@@ -25,6 +26,7 @@ rule build_pool:
 rule prepare_benchmark:
     input:
         checksums=DATA_CHECKSUMS,
+        datasets=benchmark_dataset_files,
     output:
         PATHS["benchmark"],
     log:

@@ -36,11 +36,59 @@ def verify_settings(teacher, threads):
 
 
 def pool_settings(pool):
-    return settings_json(PoolSettings, spec=config["pools"][pool], seed=config["seed"])
+    """The pool spec, the declared datasets its sources name and every benchmark of one's own
+    (each may be decontaminated against)."""
+    return settings_json(
+        PoolSettings,
+        spec=config["pools"][pool],
+        seed=config["seed"],
+        datasets=pool_datasets(pool) or None,
+        own_benchmarks=own_benchmark_datasets() or None,
+    )
+
+
+def pool_datasets(pool):
+    """Declared dataset name -> spec, for the pool's sources that are declared datasets."""
+    names = {source["name"] for source in config["pools"][pool]["sources"]}
+    return {name: spec for name, spec in config["datasets"].items() if name in names}
+
+
+def own_benchmark_datasets():
+    """Benchmark of one's own -> the spec of its declared dataset."""
+    return {
+        name: config["datasets"][bench["dataset"]]
+        for name, bench in config["benchmarks"].items()
+        if "dataset" in bench
+    }
 
 
 def benchmark_settings(bench):
-    return settings_json(BenchmarkSettings, benchmark_spec(bench), seed=config["seed"])
+    spec = benchmark_spec(bench)
+    dataset = config["datasets"][spec["dataset"]] if "dataset" in spec else None
+    return settings_json(
+        BenchmarkSettings,
+        spec,
+        seed=config["seed"],
+        dataset=dataset,
+    )
+
+
+def dataset_files(specs):
+    """The local files of declared dataset specs: inputs of the jobs that read them, so that
+    editing one reruns what depends on it."""
+    return sorted({spec["path"] for spec in specs if "path" in spec})
+
+
+def pool_dataset_files(w):
+    declared = [*pool_datasets(w.pool).values(), *own_benchmark_datasets().values()]
+    return dataset_files(declared)
+
+
+def benchmark_dataset_files(w):
+    spec = benchmark_spec(w.bench)
+    return dataset_files(
+        [config["datasets"][spec["dataset"]]] if "dataset" in spec else []
+    )
 
 
 def model_settings(model):
@@ -69,10 +117,13 @@ def merge_settings():
 
 
 def evaluation_settings(w):
-    """The evaluation section, with the samples of the benchmark and the profile's limits."""
+    """The evaluation section, with the samples of the benchmark and the profile's limits; the
+    benchmark's own template if it sets one, else the one the backbone was trained with.
+    """
+    trained = config["backbones"][w.backbone]["template"]
     return evaluation_json(
         w.bench,
-        config["backbones"][w.backbone]["template"],
+        benchmark_spec(w.bench).get("template", trained),
         profile_settings(config, w.profile),
     )
 

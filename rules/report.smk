@@ -9,7 +9,13 @@ REPORT_OUTPUTS = [
         "cost.csv",
         *(
             f"{table}.{ext}"
-            for table in ("table1", "table2", "table3", "significance")
+            for table in (
+                "table1",
+                "table2",
+                "table3",
+                "significance",
+                *PLAN.results_tables(),
+            )
             for ext in ("md", "csv", "tex")
         ),
         *(

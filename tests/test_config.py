@@ -117,14 +117,6 @@ def test_cross_references_are_checked_before_any_job(tmp_path, mutate, key):
     assert f"config error at '{key}'" in result.stdout + result.stderr
 
 
-def test_schema_names_match_the_dataset_registry():
-    from trajfusion.data import BENCHMARKS, SOURCES
-
-    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
-    assert set(schema["$defs"]["source_name"]["enum"]) == set(SOURCES)
-    assert set(schema["$defs"]["benchmark_name"]["enum"]) == set(BENCHMARKS)
-
-
 def planned_jobs(tmp_path: Path, config: dict) -> list[dict]:
     """The dry run's jobs: rule name, the rule display's fields (input, resources, ...) and
     the shell command."""

@@ -90,7 +90,7 @@ def test_the_chain_of_stage_tables_passes_exactly(stage_tables):
 
 @pytest.mark.parametrize("name", ["college_math", "olympiadbench", "theoremqa", "aime24"])
 def test_benchmarks_pass_with_their_extra_columns(name):
-    table = benchmark_table(name, DATA_DIR, BenchmarkSettings(limit=20, seed=0))
+    table, _ = benchmark_table(name, DATA_DIR, BenchmarkSettings(limit=20, seed=0))
     PROBLEMS.check(table, name, exact=True)
 
 

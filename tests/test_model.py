@@ -75,11 +75,11 @@ def test_checksum_mismatch_and_missing_package_are_clear_errors(tmp_path):
 
 # ---- hub models in the shared Hugging Face cache ----------------------------------------
 
-def hub_cache_with(model_dir, cache, repo_id, commit):
+def hub_cache_with(model_dir, cache, repo_id, commit, repo_type="model"):
     """A Hugging Face cache holding ``model_dir`` as ``repo_id`` at ``commit``, laid out as
     huggingface_hub lays it out: content-addressed blobs (LFS files by SHA-256, others by git
     blob SHA-1), a snapshot folder of relative links, and refs/main."""
-    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    repo = cache / (f"{repo_type}s--" + repo_id.replace("/", "--"))
     (repo / "blobs").mkdir(parents=True)
     snapshot = repo / "snapshots" / commit
     snapshot.mkdir(parents=True)

@@ -99,7 +99,7 @@ def test_size_subsamples_the_union():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"sources": [{"name": "gsm8k"}]}, r"'name' must be one of"),
+    ({"sources": [{"name": "gsm8k"}]}, r"'name' must be a built-in source .* or a declared dataset"),
     ({"sources": [{"name": "gsm8k_train", "n": 5, "select": "all"}]}, "select 'all' cannot be combined"),
     ({"sources": [{"name": "gsm8k_train", "n": 0}]}, "must be a positive integer"),
     ({"sources": [{"name": "gsm8k_train", "weight": 2}]}, r"unknown key\(s\) \['weight'\]"),

@@ -666,6 +666,13 @@ VERDICTS = Contract(
 TABLES = (PROBLEMS, SAMPLE_SHARD, MERGED_SAMPLES, VERIFIED, STATISTICS, FUSED_EXAMPLE, VERDICTS)
 
 TABLE_NAMES = ("table1", "table2", "table3", "figure3", "figure4")
+# An experiment of one's own (no `table:`) gets a results table of its own, named by this
+# prefix and the experiment's name.
+RESULTS_TABLE_PREFIX = "results-"
+
+
+def results_table(experiment: str) -> str:
+    return RESULTS_TABLE_PREFIX + experiment
 
 
 def _text(description: str, optional: bool = False, **extra) -> dict:
@@ -704,8 +711,11 @@ MANIFEST_SCHEMA = {
                 "profile": _text("training profile (informational)", optional=True),
                 "backbone_label": _text("display name (default: backbone)", optional=True),
                 "variant_label": _text("display name (default: variant)", optional=True),
-                "tables": {"type": "array", "items": {"enum": list(TABLE_NAMES)}, "uniqueItems": True,
-                           "description": "the tables and figures the run feeds"},
+                "tables": {"type": "array", "uniqueItems": True,
+                           "items": {"anyOf": [{"enum": list(TABLE_NAMES)},
+                                               {"type": "string", "pattern": f"^{RESULTS_TABLE_PREFIX}[A-Za-z0-9]"}]},
+                           "description": "the tables and figures the run feeds (`results-<experiment>`: the "
+                                          "results table of an experiment without `table:`)"},
                 "method": {"enum": list(METHODS), "description": "how the training data was built (`icl`, "
                            "`instruct`: an untrained baseline)"},
                 "checkpoint": {"type": "string", "pattern": "^(final|ckpt-[0-9]+)$",

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from trajfusion.contracts import results_table
+
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
 COST = f"{RESULTS}/cost"
@@ -304,7 +306,7 @@ class Plan:
         run = evaluation.run
         variant = self.config["fusion"]["variants"][run.variant]
         return {**run.wildcards(), "experiment": evaluation.experiment,
-                "tables": [exp["table"], *exp["figures"]],
+                "tables": [exp.get("table") or results_table(evaluation.experiment), *exp["figures"]],
                 "method": "rft" if variant["k_max"] == 0 else "trajfusion",
                 "variant_label": variant.get("label", run.variant),
                 "backbone_label": self.config["backbones"][run.backbone].get("label", run.backbone),
@@ -324,6 +326,10 @@ class Plan:
                 "method": spec["method"], "pool": "", "data_size": spec["data_size"], "context": "",
                 "checkpoint": "final", "samples_seen": None, "benchmark": evaluation.benchmark,
                 "path": evaluation.path}
+
+    def results_tables(self) -> list[str]:
+        """The results tables of the experiments without `table:` (one each)."""
+        return [results_table(name) for name, exp in self.config["experiments"].items() if not exp.get("table")]
 
     def manifest(self) -> dict:
         """The report manifest (trajfusion.report's input) without its run-time provenance."""

@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     pool.set_defaults(func=run_build_pool)
 
     bench = sub.add_parser("prepare-benchmark", help="write one benchmark as a problem table")
-    bench.add_argument("--name", required=True, choices=BENCHMARKS)
+    bench.add_argument("--name", required=True,
+                       help=f"benchmark name: built-in ({', '.join(BENCHMARKS)}) or one's own with a dataset")
     bench.add_argument("--data-dir", required=True, type=Path, help="bundled data directory (with SHA256SUMS)")
     BenchmarkSettings.add_arguments(bench)
     bench.add_argument("--output", required=True, type=Path, help="benchmark .parquet")
@@ -33,9 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_build_pool(args: argparse.Namespace) -> int:
     settings = PoolSettings.from_args(args)
-    pool, report = build_pool(settings.spec, args.data_dir, settings.seed)
+    pool, report = build_pool(settings.spec, args.data_dir, settings.seed, settings.datasets,
+                              settings.own_benchmarks)
     metadata = artifact_metadata({"command": "build-pool", **settings.provenance(),
-                                  "data": _data_fingerprint(args.data_dir)})
+                                  "data": _data_fingerprint(args.data_dir), "datasets": report["datasets"]})
+    if report["datasets"]:
+        metadata["datasets"] = report["datasets"]  # declared datasets' SHA-256 or resolved Hub commits
     write(pool, args.output, PROBLEMS, metadata)
     write_json({**report, **metadata}, args.report)
     log.info("pool %s: %d problems (%d removed as benchmark duplicates)", args.output, len(pool),
@@ -45,9 +49,11 @@ def run_build_pool(args: argparse.Namespace) -> int:
 
 def run_prepare_benchmark(args: argparse.Namespace) -> int:
     settings = BenchmarkSettings.from_args(args)
-    table = benchmark_table(args.name, args.data_dir, settings)
+    table, dataset = benchmark_table(args.name, args.data_dir, settings)
     metadata = artifact_metadata({"command": "prepare-benchmark", "name": args.name, **settings.provenance(),
-                                  "data": _data_fingerprint(args.data_dir)})
+                                  "data": _data_fingerprint(args.data_dir), "dataset": dataset})
+    if dataset is not None:
+        metadata["dataset"] = dataset  # a declared dataset's SHA-256 or resolved Hub commit
     write(table, args.output, PROBLEMS, metadata)
     log.info("benchmark %s: %d problems -> %s", args.name, len(table), args.output)
     return 0

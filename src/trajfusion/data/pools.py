@@ -12,6 +12,7 @@ import pandas as pd
 
 from trajfusion.contracts import PROBLEMS
 from trajfusion.data.answers import normalize_problem_text
+from trajfusion.data.declared import load_declared
 from trajfusion.data.registry import BENCHMARKS, SOURCES, load_source
 from trajfusion.data.table import typed
 from trajfusion.io import InputError
@@ -29,18 +30,45 @@ _SOURCE_KEYS = {"name", "n", "select", "options"}
 _DECONTAMINATION_OPTIONS = {"theoremqa": {"keep_pictures": True}}
 
 
-def build_pool(spec: dict, data_dir: str | os.PathLike, seed: int) -> tuple[pd.DataFrame, dict]:
+class _Loader:
+    """Loads built-in sources from the data directory and declared datasets from their specs,
+    keeping each declared one's fingerprint for the provenance."""
+
+    def __init__(self, data_dir, datasets: dict | None, own_benchmarks: dict | None):
+        self.data_dir, self.datasets, self.own_benchmarks = data_dir, datasets or {}, own_benchmarks or {}
+        self.fingerprints: dict[str, dict] = {}
+
+    def source(self, name: str, options: dict) -> pd.DataFrame:
+        return self._declared(name, self.datasets[name]) if name in self.datasets else \
+            load_source(name, self.data_dir, **options)
+
+    def benchmark(self, name: str) -> pd.DataFrame:
+        if name in self.own_benchmarks:
+            return self._declared(name, self.own_benchmarks[name])
+        return load_source(name, self.data_dir, **_DECONTAMINATION_OPTIONS.get(name, {}))
+
+    def _declared(self, name: str, spec: dict) -> pd.DataFrame:
+        table, self.fingerprints[name] = load_declared(name, spec)
+        return table
+
+
+def build_pool(spec: dict, data_dir: str | os.PathLike, seed: int, datasets: dict | None = None,
+               own_benchmarks: dict | None = None) -> tuple[pd.DataFrame, dict]:
     """Build the pool ``spec`` describes; returns (problem table sorted by id, report).
 
-    Per source: load, drop problems whose normalized text occurs in a listed benchmark, then
-    keep ``n`` of them (``random``: seeded by (seed, source name); ``shortest``: fewest
-    characters, ties by problem_id). ``size`` then subsamples the union with ``seed``.
+    Sources are built-in ones or ``datasets`` (name -> declared dataset spec); benchmarks to
+    decontaminate against are built-in ones or ``own_benchmarks`` (name -> dataset spec),
+    all of both by default. Per source: load, drop problems whose normalized text occurs in
+    a listed benchmark, then keep ``n`` of them (``random``: seeded by (seed, source name);
+    ``shortest``: fewest characters, ties by problem_id). ``size`` then subsamples the union
+    with ``seed``.
     """
-    sources, size, against = _check_spec(spec)
-    benchmark_texts = _benchmark_texts(against, data_dir)
+    loader = _Loader(data_dir, datasets, own_benchmarks)
+    sources, size, against = _check_spec(spec, loader)
+    benchmark_texts = _benchmark_texts(against, loader)
     parts, per_source = [], {}
     for entry in sources:
-        frame, counts = _pool_part(entry, data_dir, seed, benchmark_texts)
+        frame, counts = _pool_part(entry, loader, seed, benchmark_texts)
         parts.append(frame)
         per_source[entry["name"]] = counts
     pool = pd.concat(parts, ignore_index=True)
@@ -56,11 +84,12 @@ def build_pool(spec: dict, data_dir: str | os.PathLike, seed: int) -> tuple[pd.D
     pool = typed(pool[PROBLEMS.names]).sort_values("problem_id", kind="stable").reset_index(drop=True)
     report = {"seed": seed, "spec": spec, "sources": per_source, "decontaminated_against": list(against),
               "union_size": union_size, "size": len(pool),
-              "removed_contaminated": sum(c["removed_contaminated"] for c in per_source.values())}
+              "removed_contaminated": sum(c["removed_contaminated"] for c in per_source.values()),
+              "datasets": loader.fingerprints}
     return pool, report
 
 
-def _check_spec(spec) -> tuple[list[dict], int | None, tuple[str, ...]]:
+def _check_spec(spec, loader: _Loader) -> tuple[list[dict], int | None, tuple[str, ...]]:
     if not isinstance(spec, dict):
         raise InputError(f"pool spec: expected a JSON object, got {type(spec).__name__}")
     unknown = sorted(set(spec) - _SPEC_KEYS)
@@ -69,19 +98,19 @@ def _check_spec(spec) -> tuple[list[dict], int | None, tuple[str, ...]]:
     sources = spec.get("sources")
     if not isinstance(sources, list) or not sources:
         raise InputError("pool spec: 'sources' must be a non-empty list")
-    entries = [_check_source(i, entry) for i, entry in enumerate(sources)]
+    entries = [_check_source(i, entry, loader) for i, entry in enumerate(sources)]
     names = [e["name"] for e in entries]
     if len(set(names)) != len(names):
         raise InputError(f"pool spec: a source is listed twice in {names}")
     size = _optional_count(spec.get("size"), "pool spec: 'size'")
-    against = spec.get("decontaminate_against", list(BENCHMARKS))
-    if not isinstance(against, list) or any(b not in BENCHMARKS for b in against):
-        raise InputError(f"pool spec: 'decontaminate_against' must list benchmarks from {list(BENCHMARKS)}, "
-                         f"got {against!r}")
+    known = [*BENCHMARKS, *loader.own_benchmarks]
+    against = spec.get("decontaminate_against", known)
+    if not isinstance(against, list) or any(b not in known for b in against):
+        raise InputError(f"pool spec: 'decontaminate_against' must list benchmarks from {known}, got {against!r}")
     return entries, size, tuple(dict.fromkeys(against))
 
 
-def _check_source(index: int, entry) -> dict:
+def _check_source(index: int, entry, loader: _Loader) -> dict:
     where = f"pool spec: sources[{index}]"
     if not isinstance(entry, dict):
         raise InputError(f"{where}: expected an object, got {entry!r}")
@@ -89,8 +118,9 @@ def _check_source(index: int, entry) -> dict:
     if unknown:
         raise InputError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_SOURCE_KEYS)}")
     name = entry.get("name")
-    if name not in SOURCES:
-        raise InputError(f"{where}: 'name' must be one of {list(SOURCES)}, got {name!r}")
+    if name not in SOURCES and name not in loader.datasets:
+        raise InputError(f"{where}: 'name' must be a built-in source {list(SOURCES)} or a declared dataset "
+                         f"{sorted(loader.datasets)}, got {name!r}")
     n = _optional_count(entry.get("n"), f"{where} ({name}): 'n'")
     select = entry.get("select", "all" if n is None else "random")
     if select not in SELECTIONS:
@@ -112,19 +142,20 @@ def _optional_count(value, what: str) -> int | None:
     return value
 
 
-def _benchmark_texts(benchmarks, data_dir) -> dict[str, str]:
+def _benchmark_texts(benchmarks, loader: _Loader) -> dict[str, str]:
     """Normalized problem text -> the first benchmark problem_id that has it."""
     texts: dict[str, str] = {}
     for name in benchmarks:
-        table = load_source(name, data_dir, **_DECONTAMINATION_OPTIONS.get(name, {}))
+        table = loader.benchmark(name)
         for problem_id, problem in zip(table["problem_id"], table["problem"]):
             texts.setdefault(normalize_problem_text(problem), problem_id)
     return texts
 
 
-def _pool_part(entry: dict, data_dir, seed: int, benchmark_texts: dict[str, str]) -> tuple[pd.DataFrame, dict]:
+def _pool_part(entry: dict, loader: _Loader, seed: int,
+               benchmark_texts: dict[str, str]) -> tuple[pd.DataFrame, dict]:
     name = entry["name"]
-    table = load_source(name, data_dir, **entry["options"])
+    table = loader.source(name, entry["options"])
     matches = table["problem"].map(lambda text: benchmark_texts.get(normalize_problem_text(text)))
     contaminated = matches.notna()
     for problem_id, benchmark_id in zip(table["problem_id"][contaminated], matches[contaminated]):
@@ -162,17 +193,26 @@ def _random_indices(total: int, n: int, seed: int, stream: str) -> list[int]:
     return sorted(rng.choice(total, size=n, replace=False).tolist())
 
 
-def benchmark_table(name: str, data_dir: str | os.PathLike, settings: BenchmarkSettings) -> pd.DataFrame:
-    """Benchmark ``name`` as a problem table, cut to ``settings.limit`` problems if given.
+def benchmark_table(name: str, data_dir: str | os.PathLike,
+                    settings: BenchmarkSettings) -> tuple[pd.DataFrame, dict | None]:
+    """Benchmark ``name`` as a problem table, cut to ``settings.limit`` problems if given, and
+    the fingerprint of its declared dataset (None for a built-in benchmark).
 
     ``keep_pictures`` only applies to theoremqa (its picture questions are dropped by default).
     """
-    if name not in BENCHMARKS:
-        raise InputError(f"unknown benchmark {name!r}; benchmarks: {list(BENCHMARKS)}")
-    options = {}
-    if settings.keep_pictures:
-        if name != "theoremqa":
-            raise InputError(f"--keep-pictures only applies to theoremqa, not {name}")
-        options["keep_pictures"] = True
-    table = load_source(name, data_dir, **options)
-    return select_rows(table, settings.limit, settings.selection, settings.seed, name)
+    fingerprint = None
+    if settings.dataset is not None:
+        if settings.keep_pictures:
+            raise InputError(f"--keep-pictures only applies to theoremqa, not the declared benchmark {name}")
+        table, fingerprint = load_declared(name, settings.dataset)
+    else:
+        if name not in BENCHMARKS:
+            raise InputError(f"unknown benchmark {name!r}; built-in benchmarks: {list(BENCHMARKS)} "
+                             "(a benchmark of one's own needs --dataset)")
+        options = {}
+        if settings.keep_pictures:
+            if name != "theoremqa":
+                raise InputError(f"--keep-pictures only applies to theoremqa, not {name}")
+            options["keep_pictures"] = True
+        table = load_source(name, data_dir, **options)
+    return select_rows(table, settings.limit, settings.selection, settings.seed, name), fingerprint

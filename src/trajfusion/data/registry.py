@@ -164,6 +164,11 @@ def _utf8_text(path: Path) -> str:
 
 def _json_array(data_dir, relative: str) -> _Records:
     path = verified_path(data_dir, relative)
+    return _Records(path, _non_empty(path, _json_array_file(path)))
+
+
+def _json_array_file(path: Path) -> list[dict]:
+    """The objects of a file holding one JSON array of objects."""
     try:
         records = json.loads(_utf8_text(path))
     except json.JSONDecodeError as exc:
@@ -173,7 +178,7 @@ def _json_array(data_dir, relative: str) -> _Records:
     for recno, record in enumerate(records, start=1):
         if not isinstance(record, dict):
             raise InputError(f"{path}: record {recno}: expected a JSON object, got {_json_type(record)}")
-    return _Records(path, _non_empty(path, records))
+    return records
 
 
 # --- training sources -------------------------------------------------------------------

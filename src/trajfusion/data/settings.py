@@ -17,6 +17,10 @@ class PoolSettings(Settings):
     spec: dict = setting(help='pool spec as JSON: {"sources": [{"name", "n", "select", "options"}], "size", '
                          '"decontaminate_against"}')
     seed: int = setting(help="seed of the per-source and pool-size subsampling")
+    datasets: dict | None = setting(None, help="declared datasets the sources name, as JSON {name: spec} "
+                                    "(config `datasets:`)")
+    own_benchmarks: dict | None = setting(None, help="benchmarks of one's own to decontaminate against, as JSON "
+                                          "{benchmark: dataset spec}")
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,8 @@ class BenchmarkSettings(Settings):
     seed: int = setting(0, help="seed for --select random")
     keep_pictures: bool = setting(False, help="theoremqa: keep the questions that need a picture "
                                   "(dropped by default)")
+    dataset: dict | None = setting(None, help="a benchmark of one's own: its declared dataset spec as JSON "
+                                   "(config `datasets:`); unset: a built-in benchmark")
 
     def __post_init__(self):
         super().__post_init__()

@@ -223,6 +223,8 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
     outputs: dict[str, list[Path]] = {"Tables": [], "Significance": [], "Figures": [], "Metrics": [], "Cost": []}
     for spec in tables.TABLES:
         outputs["Tables"] += tables.write_table(tables.build_table(spec, inputs), out_dir, caveat)
+    for name in tables.results_table_names(results):
+        outputs["Tables"] += tables.write_table(tables.build_results_table(name, inputs), out_dir, caveat)
     outputs["Significance"] += tables.write_table(tables.build_significance(inputs, n_resamples, seed), out_dir,
                                                   caveat)
     metrics_path = out_dir / "metrics.csv"

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trajfusion.contracts import RESULTS_TABLE_PREFIX
 from trajfusion.io import InputError, write_text
 from trajfusion.report.metrics import SUMMARY_METRICS, Estimate, compare_scores, percentile_interval
 from trajfusion.report.paper import normalize_name, paper_frame
@@ -486,6 +487,45 @@ TABLE3 = TableSpec(
     columns=_table3_columns, summarize=_table3_row, extra_notes=_table3_notes)
 
 TABLES = (TABLE1, TABLE2, TABLE3)
+
+
+# ----------------------------------------------------------------------- own experiments
+
+
+RESULTS_METRICS = {"pass@1": "Pass@1", "avg@k": "Avg@k"}  # avg@k shown where k > 1
+RESULTS_ROW = ("backbone_label", "variant_label", "method")
+
+
+def build_results_table(name: str, inputs: Inputs) -> Table:
+    """The results table of an experiment of one's own: one row per trained run (final
+    checkpoint), one column per benchmark and metric, each cell with its 95% interval."""
+    m = inputs.metrics
+    runs = m[m["tables"].str.split().map(lambda names: name in names) & (m["checkpoint"] == "final")
+             & m["metric"].isin(list(RESULTS_METRICS))]
+    runs = runs[(runs["metric"] == "pass@1") | (runs["samples_per_problem"] > 1)]
+    benchmarks = list(dict.fromkeys(runs["benchmark"]))
+    display = []
+    for row, cells in runs.groupby(list(RESULTS_ROW), sort=False):
+        shown = dict(zip(("Backbone", "Variant", "Method"), (row[0], row[1], METHOD_LABELS.get(row[2], row[2]))))
+        for cell in cells.itertuples():
+            shown[f"{RESULTS_METRICS[cell.metric]} {cell.benchmark}"] = fmt_estimate(
+                Estimate(cell.value, cell.ci_low, cell.ci_high))
+        display.append(shown)
+    long = runs.assign(table=name, group=runs["backbone_label"], row=runs["variant_label"],
+                       variant=runs["variant"], source=REPRODUCED, column=runs["benchmark"], paper=np.nan,
+                       diff=np.nan)[list(LONG_COLUMNS)].reset_index(drop=True)
+    experiment = name.removeprefix(RESULTS_TABLE_PREFIX)
+    notes = [f"Runs of experiment {experiment!r} (final checkpoints) on {', '.join(benchmarks) or 'no benchmark'}; "
+             "cells: value [95% bootstrap interval over problems]; Avg@k where a benchmark draws k > 1 samples. "
+             "Paired RFT/TrajFusion tests: significance.md."]
+    return Table(name, f"Results: {experiment}", f"Accuracy (%) of the runs of experiment {experiment}.",
+                 pd.DataFrame(display), long.astype({"n_problems": "Int64", "samples_per_problem": "Int64"}), notes)
+
+
+def results_table_names(results: list[EvalResult]) -> list[str]:
+    """The results tables the evaluations are listed for, in order of first appearance."""
+    names = (name for r in results for name in r.entry["tables"] if name.startswith(RESULTS_TABLE_PREFIX))
+    return list(dict.fromkeys(names))
 
 
 # ----------------------------------------------------------------------- significance
