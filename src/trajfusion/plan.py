@@ -8,8 +8,8 @@ names its log (``results/logs/KEY.log``) and its Snakemake ``benchmark:`` file
 
 ``Plan.from_config(config)`` takes a config validated against ``config/schema.yaml`` with the
 schema's defaults filled in (``snakemake.utils.validate`` does both) and lists the distinct
-training runs, evaluations, sampling pairs, fused datasets, fusion summaries and statistics
-tables, in the order the experiments name them. Pure Python: no Snakemake import.
+training runs, evaluations, sampling pairs, fused datasets, fusion summaries, statistics
+tables and exports, in the order the experiments name them. Pure Python: no Snakemake import.
 """
 
 from __future__ import annotations
