@@ -29,6 +29,7 @@ include: "rules/fuse.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/export.smk"
 
 
 rule all:

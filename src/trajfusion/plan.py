@@ -8,13 +8,15 @@ names its log (``results/logs/KEY.log``) and its Snakemake ``benchmark:`` file
 
 ``Plan.from_config(config)`` takes a config validated against ``config/schema.yaml`` with the
 schema's defaults filled in (``snakemake.utils.validate`` does both) and lists the distinct
-training runs, evaluations, sampling pairs, fused datasets, fusion summaries and statistics
-tables, in the order the experiments name them. Pure Python: no Snakemake import.
+training runs, evaluations, sampling pairs, fused datasets, fusion summaries, statistics
+tables and exports, in the order the experiments name them. Pure Python: no Snakemake import.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
+from pathlib import PurePath
 
 from trajfusion.contracts import results_table
 
@@ -23,6 +25,8 @@ LOGS = f"{RESULTS}/logs"
 COST = f"{RESULTS}/cost"
 
 _RUN = "{backbone}/{teacher}/{pool}/{profile}/{variant}"
+# One folder per exported file: a dataset card (README.md) describes one file, as on the Hugging Face Hub.
+_EXPORT = f"{RESULTS}/export/{{teacher}}/{{pool}}/{{variant}}/{{template}}/{{format}}"
 
 PATHS = {
     "model": f"{RESULTS}/models/{{model}}",
@@ -42,6 +46,9 @@ PATHS = {
     "eval": f"{RESULTS}/eval/{_RUN}/{{checkpoint}}/{{bench}}.parquet",
     "baseline_eval": f"{RESULTS}/eval/baseline/{{baseline}}/{{bench}}.parquet",
     "report": f"{RESULTS}/report/{{name}}",
+    "export": f"{_EXPORT}/train.jsonl",
+    "export_card": f"{_EXPORT}/README.md",
+    "export_dataset_info": f"{_EXPORT}/dataset_info.json",
 }
 
 JOBS = {
@@ -59,12 +66,21 @@ JOBS = {
     "evaluate_baseline": "evaluate/baseline/{baseline}/{bench}",
     "report_manifest": "report_manifest",
     "report": "report",
+    "export": "export/{teacher}/{pool}/{variant}/{template}/{format}",
 }
 
 
 def path(artifact: str, /, **wildcards) -> str:
     """The path of ``artifact`` (a ``PATHS`` name) for the given wildcard values."""
     return PATHS[artifact].format(**wildcards)
+
+
+def match(artifact: str, file: str | PurePath) -> dict | None:
+    """The wildcards of ``file`` when it ends in a path of ``artifact`` (relative, or below any
+    folder), else None: ``match("fused", "/w/results/fused/t/p/tf.jsonl")`` gives teacher, pool and variant."""
+    pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(PATHS[artifact]))
+    found = re.search(f"(?:^|/){pattern}$", PurePath(file).as_posix())
+    return found.groupdict() if found else None
 
 
 def log_pattern(job: str) -> str:
@@ -150,6 +166,11 @@ def baseline_model(config: dict, baseline: str) -> str:
     return spec["model"] or config["backbones"][spec["backbone"]]["model"]
 
 
+def backbone_template(config: dict, backbone: str) -> str:
+    """The prompt template a backbone is trained and evaluated with."""
+    return config["backbones"][backbone]["template"]
+
+
 def baseline_template(config: dict, baseline: str, bench: str) -> str:
     spec = config["baselines"][baseline]
     return spec["benchmark_templates"].get(bench, spec["template"])
@@ -209,6 +230,23 @@ class Plan:
         """(teacher, pool, variant) of every fused dataset, in the order experiments name them."""
         return _distinct((exp["teacher"], exp["pool"], variant)
                          for exp in self.config["experiments"].values() for variant in exp["variants"])
+
+    def export_templates(self, teacher: str, pool: str, variant: str) -> list[str]:
+        """The templates whose system prompt an export of this fused dataset carries: the config's
+        ``export.template``, else the template of every backbone trained on it (one export each)."""
+        chosen = self.config["export"]["template"]
+        if chosen is not None:
+            return [chosen]
+        return _distinct(backbone_template(self.config, run.backbone) for run in self.runs
+                         if (run.teacher, run.pool, run.variant) == (teacher, pool, variant))
+
+    @property
+    def exports(self) -> list[dict]:
+        """The wildcards (teacher, pool, variant, template, format) of every exported file."""
+        return [{"teacher": teacher, "pool": pool, "variant": variant, "template": template, "format": fmt}
+                for teacher, pool, variant in self.fused_datasets
+                for template in self.export_templates(teacher, pool, variant)
+                for fmt in self.config["export"]["formats"]]
 
     @property
     def calibrations(self) -> list[tuple[str, str, str]]:

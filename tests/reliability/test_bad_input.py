@@ -211,6 +211,19 @@ def train_cmd(content: bytes, *flags: str) -> Callable[[Path], list[str]]:
     return build
 
 
+def fused_row(**changes) -> dict:
+    """A whole fused-dataset record (the contract's columns), vanilla RFT."""
+    return {**fused_line(), "n_errors": 0, "error_indices": [], "correct_index": 0, "alpha": None, "k_max": 0,
+            "strategy": "highdiv", "seed": 0, "error_spans": [], "success_span": None, **changes}
+
+
+def export_cmd(content: bytes, *flags: str) -> Callable[[Path], list[str]]:
+    def build(d: Path) -> list[str]:
+        (d / "fused.jsonl").write_bytes(content)
+        return ["export", "--input", d / "fused.jsonl", "--output", d / "out/train.jsonl", *flags]
+    return build
+
+
 def evaluate_cmd(bench: pd.DataFrame, samples: str = "1") -> Callable[[Path], list[str]]:
     def build(d: Path) -> list[str]:
         bench.to_parquet(d / "bench.parquet", index=False)
@@ -416,6 +429,14 @@ CASES = [
          ("{d}/bench.parquet: record 2 (problem_id='b/0'): duplicate key (problem_id), also record 1",)),
     Case("evaluate-model-does-not-exist", evaluate_cmd(bench_frame()),
          ("{d}/no-model: model directory does not exist",)),
+    Case("export-malformed-line", export_cmd(jsonl(fused_row()) + b"{\n", "--format", "sharegpt", "--template", "chat"),
+         ("{d}/fused.jsonl:2:", "malformed JSON")),
+    Case("export-not-fused", export_cmd(jsonl(fused_line()), "--format", "messages", "--template", "chat"),
+         ("{d}/fused.jsonl: record 1 (problem_id='p'):", "'n_errors' is a required property")),
+    Case("export-unknown-template", export_cmd(jsonl(fused_row()), "--format", "alpaca", "--template", "nope"),
+         ("unknown template 'nope'",)),
+    Case("export-no-system-prompt", export_cmd(jsonl(fused_row()), "--format", "alpaca"),
+         ("--template, --system: give exactly one",)),
     # --- report and model preparation -----------------------------------------------------------
     Case("report-manifest-malformed", report_cmd('{"evals": [}'), ("{d}/manifest.json: malformed JSON",)),
     Case("report-manifest-wrong-field", report_cmd('{"smoke_test": true, "evals": 3}'),
