@@ -88,7 +88,7 @@ def test_train_provenance_leaves_out_what_cannot_change_the_weights():
     settings = TrainSettings(**REQUIRED)
     left_out = set(settings.to_dict()) - set(settings.provenance())
     assert left_out == {"logging_steps", "save_steps", "save_total_limit", "keep_trainer_checkpoints",
-                        "main_process_port"}
+                        "main_process_port", "report_to"}
     assert TrainSettings(**REQUIRED, save_steps=7).provenance() == settings.provenance()
 
 

@@ -433,3 +433,34 @@ def test_num_gpus_relaunches_through_accelerate(monkeypatch, tmp_path):
     with pytest.raises(SystemExit):
         args.func(args)
     assert calls == [launch_command(job.to_argv(), 4)]
+
+
+# -- experiment tracking -------------------------------------------------------------------
+
+def test_tensorboard_and_trackio_record_the_loss_offline(tiny_model_dir, fused4, tmp_path):
+    """`report_to` through the real trackers, with no network: tensorboard's event files and
+    trackio's local database both hold the logged training loss, step by step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio"), "HF_HUB_OFFLINE": "1"}
+    runs = {}
+    for tracker in ("tensorboard", "trackio"):
+        out = tmp_path / tracker
+        argv = train_argv(tiny_model_dir, fused4, out, "--epochs", "1", "--per-device-batch-size", "1",
+                          "--grad-accum", "1", "--learning-rate", "1e-3",
+                          "--max-length", "128", "--no-packing", "--report-to", tracker)
+        result = subprocess.run([sys.executable, "-m", "trajfusion.cli", "train", *argv], env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        runs[tracker] = out
+    (events_dir,) = {p.parent for p in (runs["tensorboard"] / "trainer" / "runs").rglob("events.out.tfevents.*")}
+    events = EventAccumulator(str(events_dir))
+    events.Reload()
+    assert len(events.Scalars("train/loss")) == 4  # 4 examples, one per step, logged every step
+
+    check = (f"import json; from trackio.sqlite_storage import SQLiteStorage as S; "
+             f"print(json.dumps(S.get_logs('trajfusion', {str(runs['trackio'])!r})))")
+    logs = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=120)
+    assert logs.returncode == 0, logs.stderr[-2000:]
+    losses = [entry for entry in json.loads(logs.stdout) if "train/loss" in entry]
+    assert len(losses) == 4 and all(entry["train/loss"] > 0 for entry in losses)

@@ -21,6 +21,10 @@ PRECISIONS = ("fp32", "bf16")
 LENGTH_POLICIES = ("drop_errors", "truncate")
 LR_SCHEDULERS = ("cosine", "linear", "constant", "constant_with_warmup", "cosine_with_min_lr")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
+# Experiment trackers, as transformers' `report_to` names them; all three work offline
+# (tensorboard: event files under the trainer folder; trackio: a local database; wandb:
+# offline runs unless WANDB_MODE or WANDB_API_KEY says otherwise).
+TRACKERS = ("none", "tensorboard", "trackio", "wandb")
 # Kernels that attend through a dense mask over a packed batch's concatenated row
 # (trajfusion.train.trainer): per_device_batch_size x max_length tokens squared.
 DENSE_MASK_KERNELS = ("sdpa", "eager")
@@ -90,6 +94,9 @@ class TrainSettings(Settings):
     num_nodes: int = setting(1, help="nodes (each runs its own `accelerate launch`)", check=at_least(1))
     logging_steps: int = setting(10, help="log the loss every N optimizer steps", check=positive,
                                  affects_output=False)
+    report_to: str = setting("none", help="experiment tracker the loss and learning rate go to (pip extra "
+                             "`tracking` installs tensorboard and trackio; wandb: install it yourself)",
+                             choices=TRACKERS, affects_output=False)
     save_steps: int = setting(500, help="trainer checkpoint every N optimizer steps", check=positive,
                               affects_output=False)
     save_total_limit: int = setting(2, help="trainer checkpoints kept", check=positive, affects_output=False)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import time
@@ -190,9 +191,20 @@ def build_sft_config(job: TrainJob, trainer_dir: Path):
         seed=settings.seed,
         data_seed=settings.seed,
         deepspeed=job.deepspeed,
-        report_to="none",
+        report_to=tracker(settings.report_to),
+        project="trajfusion",
+        run_name=str(Path(job.output_dir)),
         dataloader_num_workers=0,
     )
+
+
+def tracker(name: str) -> str:
+    """transformers' ``report_to`` for ``name``, offline by default: wandb records an
+    offline run unless WANDB_MODE or an API key says otherwise; trackio keeps its local
+    database unless a Space is configured; tensorboard writes event files."""
+    if name == "wandb" and "WANDB_MODE" not in os.environ and "WANDB_API_KEY" not in os.environ:
+        os.environ["WANDB_MODE"] = "offline"
+    return name
 
 
 def packed_row_fill(dataset, max_length: int) -> float | None:
