@@ -20,6 +20,10 @@ from trajfusion.plan import (
     baseline_model,
     baseline_template,
     cost_pattern,
+    evaluation_model,
+    evaluation_run,
+    evaluation_template,
+    hub_model_name,
     log_pattern,
     path,
     profile_settings,
@@ -218,6 +222,57 @@ def check_data_references(cfg):
                     )
 
 
+def check_evaluations(cfg):
+    """`evaluations:` name known models, experiments' runs and checkpoints, and benchmarks; a
+    Hub id becomes a models entry (hub--<org>--<name>) prepared like any other."""
+    for name, spec in cfg["evaluations"].items():
+        where = f"evaluations.{name}"
+        if "model" in spec and spec["model"] not in cfg["models"]:
+            _fail(
+                f"{where}.model",
+                f"unknown model {spec['model']!r}; known: {sorted(cfg['models'])}",
+            )
+        if "run" not in spec and "template" not in spec:
+            _fail(where, "a model or hub evaluation needs its `template`")
+        for i, bench in enumerate(spec["benchmarks"]):
+            if bench not in cfg["benchmarks"]:
+                _fail(
+                    f"{where}.benchmarks[{i}]",
+                    f"unknown benchmark {bench!r}; known: {sorted(cfg['benchmarks'])}",
+                )
+        if "hub" in spec:
+            cfg["models"].setdefault(
+                hub_model_name(spec["hub"]),
+                {"source": "hub", "hub_id": spec["hub"], "cache": "hub"},
+            )
+        if "run" in spec:
+            check_evaluation_run(cfg, where, spec["run"])
+
+
+def check_evaluation_run(cfg, where, run):
+    exp = cfg["experiments"].get(run["experiment"])
+    if exp is None:
+        _fail(
+            f"{where}.run.experiment",
+            f"unknown experiment {run['experiment']!r}; known: {sorted(cfg['experiments'])}",
+        )
+    for key, listed in (("backbone", "backbones"), ("variant", "variants")):
+        if run[key] not in exp[listed]:
+            _fail(
+                f"{where}.run.{key}",
+                f"{run[key]!r} is not one of experiment {run['experiment']!r}'s {listed} {exp[listed]}",
+            )
+    saved = [
+        f"ckpt-{n}"
+        for n in profile_settings(cfg, exp["training_profile"])["checkpoints"]
+    ]
+    if run["checkpoint"] not in ["final", *saved]:
+        _fail(
+            f"{where}.run.checkpoint",
+            f"the experiment's training saves {['final', *saved]}, not {run['checkpoint']!r}",
+        )
+
+
 def check_models(cfg):
     """Each model source checked as prepare-model will check it, before any job."""
     from trajfusion.model.settings import model_spec
@@ -254,6 +309,7 @@ def check_figure1(cfg):
 
 check_references(config)
 check_data_references(config)
+check_evaluations(config)
 check_models(config)
 check_figure1(config)
 PLAN = Plan.from_config(config)

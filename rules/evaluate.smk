@@ -2,6 +2,12 @@
 # each benchmark, then score with the same extraction and verifier as the sampling stage;
 # the untrained baselines of Table 1 (config `baselines`) the same way, with their own prompt.
 
+# The command of every evaluation rule (trained runs, baselines, `evaluations:` entries).
+EVALUATE_COMMAND = (
+    "OMP_NUM_THREADS={threads} trajfusion evaluate --model {input.model} --benchmark {input.benchmark}"
+    " --settings {params.settings:q} --workers {threads}{params.phrases} --output {output} > {log} 2>&1"
+)
+
 
 rule evaluate:
     input:
@@ -25,8 +31,7 @@ rule evaluate:
         phrases=phrases_flag(),
         code=code("evaluate"),
     shell:
-        "OMP_NUM_THREADS={threads} trajfusion evaluate --model {input.model} --benchmark {input.benchmark}"
-        " --settings {params.settings:q} --workers {threads}{params.phrases} --output {output} > {log} 2>&1"
+        EVALUATE_COMMAND
 
 
 rule evaluate_baseline:
@@ -52,5 +57,30 @@ rule evaluate_baseline:
         phrases=phrases_flag(),
         code=code("evaluate"),
     shell:
-        "OMP_NUM_THREADS={threads} trajfusion evaluate --model {input.model} --benchmark {input.benchmark}"
-        " --settings {params.settings:q} --workers {threads}{params.phrases} --output {output} > {log} 2>&1"
+        EVALUATE_COMMAND
+
+
+rule evaluate_model:
+    input:
+        model=model_evaluation_input,
+        benchmark=PATHS["benchmark"],
+        templates=TEMPLATES,
+        few_shot=FEW_SHOT,
+        phrases=PHRASES,
+    output:
+        PATHS["model_eval"],
+    log:
+        log_pattern("evaluate_model"),
+    benchmark:
+        cost_pattern("evaluate_model")
+    conda:
+        PLAN.evaluation_env()
+    threads: config["evaluation"]["threads"]
+    resources:
+        gpu=PLAN.evaluation_gpus(),
+    params:
+        settings=model_evaluation_settings,
+        phrases=phrases_flag(),
+        code=code("evaluate"),
+    shell:
+        EVALUATE_COMMAND

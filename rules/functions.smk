@@ -129,6 +129,26 @@ def evaluation_settings(w):
     )
 
 
+def model_evaluation_settings(w):
+    """An `evaluations:` entry: the evaluation section with its own template and generation
+    overrides (samples included)."""
+    spec = config["evaluations"][w.evaluation]
+    generation = spec["generation"]
+    settings = json.loads(
+        evaluation_json(w.bench, evaluation_template(config, w.evaluation), {})
+    )
+    return as_json({**settings, **generation})
+
+
+def model_evaluation_input(w):
+    """The model directory an `evaluations:` entry evaluates: a prepared model or a checkpoint."""
+    found = evaluation_run(config, w.evaluation)
+    if found is None:
+        return path("model", model=evaluation_model(config, w.evaluation))
+    run, checkpoint = found
+    return path("checkpoint", **run.wildcards(), checkpoint=checkpoint)
+
+
 def baseline_evaluation_settings(w):
     """An untrained baseline: the evaluation section's own limits, the baseline's template."""
     return evaluation_json(w.bench, baseline_template(config, w.baseline, w.bench), {})

@@ -89,6 +89,18 @@ experiments:
     variants: [rft, tf]
     training_profile: own
     benchmarks: [my_bench]
+
+evaluations:
+  teacher-greedy:  # the teacher itself, greedy, on the own benchmark and a built-in one
+    model: tiny
+    template: chat
+    benchmarks: [my_bench]
+    generation: {{temperature: 0.0, samples: 1, max_new_tokens: 8}}
+  tf-checkpoint:  # a checkpoint the experiment trains, with more samples than the experiment draws
+    run: {{experiment: my_study, backbone: tiny, variant: tf}}
+    benchmarks: [my_bench]
+    generation: {{samples: 3}}
+    label: TF final, 3 samples
 """
 
 
@@ -132,7 +144,14 @@ def test_own_dataset_pool_benchmark_and_experiment_run_end_to_end(warmed_model, 
     assert "Pass@1 my_bench" in table and "Avg@k my_bench" in table
     assert "Vanilla RFT" in table and "TrajFusion" in table
     metrics = pd.read_csv(tmp_path / "results" / "report" / "metrics.csv")
-    assert set(metrics[metrics["benchmark"] == "my_bench"]["tables"]) == {"results-my_study"}
+    assert set(metrics[metrics["experiment"] == "my_study"]["tables"]) == {"results-my_study"}
+    assert set(metrics[metrics["experiment"].str.startswith("evaluation:")]["tables"]) == {"evaluations"}
+
+    evaluations = (tmp_path / "results" / "report" / "evaluations.md").read_text()
+    assert "| tiny" in evaluations and "TF final, 3 samples" in evaluations and "Pass@1 my_bench" in evaluations
+    greedy = pd.read_parquet(tmp_path / "results" / "eval" / "models" / "teacher-greedy" / "my_bench.parquet")
+    sampled = pd.read_parquet(tmp_path / "results" / "eval" / "models" / "tf-checkpoint" / "my_bench.parquet")
+    assert len(greedy) == 4 and len(sampled) == 12 and greedy["n_tokens"].max() <= 8
 
     # The data file is a declared input: editing it reruns the pool and what depends on it.
     with open(tmp_path / "my_problems.jsonl", "a") as out:

@@ -665,7 +665,7 @@ VERDICTS = Contract(
 
 TABLES = (PROBLEMS, SAMPLE_SHARD, MERGED_SAMPLES, VERIFIED, STATISTICS, FUSED_EXAMPLE, VERDICTS)
 
-TABLE_NAMES = ("table1", "table2", "table3", "figure3", "figure4")
+TABLE_NAMES = ("table1", "table2", "table3", "figure3", "figure4", "evaluations")
 # An experiment of one's own (no `table:`) gets a results table of its own, named by this
 # prefix and the experiment's name.
 RESULTS_TABLE_PREFIX = "results-"

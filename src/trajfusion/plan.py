@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePath
 
 from trajfusion.contracts import results_table
+from trajfusion.vocabulary import EVALUATED_METHOD
 
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
@@ -45,6 +46,7 @@ PATHS = {
     "train_meta": f"{RESULTS}/train/{_RUN}/final/train_meta.json",
     "eval": f"{RESULTS}/eval/{_RUN}/{{checkpoint}}/{{bench}}.parquet",
     "baseline_eval": f"{RESULTS}/eval/baseline/{{baseline}}/{{bench}}.parquet",
+    "model_eval": f"{RESULTS}/eval/models/{{evaluation}}/{{bench}}.parquet",
     "report": f"{RESULTS}/report/{{name}}",
     "export": f"{_EXPORT}/train.jsonl",
     "export_card": f"{_EXPORT}/README.md",
@@ -64,6 +66,7 @@ JOBS = {
     "train": f"train/{_RUN}",
     "evaluate": f"evaluate/{_RUN}/{{checkpoint}}/{{bench}}",
     "evaluate_baseline": "evaluate/baseline/{baseline}/{bench}",
+    "evaluate_model": "evaluate/models/{evaluation}/{bench}",
     "report_manifest": "report_manifest",
     "report": "report",
     "export": "export/{teacher}/{pool}/{variant}/{template}/{format}",
@@ -160,6 +163,48 @@ class BaselineEvaluation:
         return path("baseline_eval", **self.wildcards())
 
 
+@dataclass(frozen=True)
+class ModelEvaluation:
+    """One `evaluations:` entry on one benchmark."""
+
+    evaluation: str
+    benchmark: str
+
+    def wildcards(self) -> dict:
+        return {"evaluation": self.evaluation, "bench": self.benchmark}
+
+    @property
+    def path(self) -> str:
+        return path("model_eval", **self.wildcards())
+
+
+def hub_model_name(hub_id: str) -> str:
+    """The `models:` name an evaluation's Hub id is prepared under."""
+    return "hub--" + hub_id.replace("/", "--")
+
+
+def evaluation_run(config: dict, evaluation: str) -> tuple[Run, str] | None:
+    """An evaluation of an experiment's checkpoint: the run and the checkpoint (else None)."""
+    spec = config["evaluations"][evaluation].get("run")
+    if spec is None:
+        return None
+    exp = config["experiments"][spec["experiment"]]
+    run = Run(spec["backbone"], exp["teacher"], exp["pool"], exp["training_profile"], spec["variant"])
+    return run, spec["checkpoint"]
+
+
+def evaluation_model(config: dict, evaluation: str) -> str | None:
+    """The `models:` entry an evaluation evaluates (None: a run's checkpoint)."""
+    spec = config["evaluations"][evaluation]
+    return spec.get("model") or (hub_model_name(spec["hub"]) if "hub" in spec else None)
+
+
+def evaluation_template(config: dict, evaluation: str) -> str:
+    spec = config["evaluations"][evaluation]
+    found = evaluation_run(config, evaluation)
+    return spec.get("template") or backbone_template(config, found[0].backbone)
+
+
 def baseline_model(config: dict, baseline: str) -> str:
     """The models entry a baseline evaluates: its own ``model``, else its backbone's."""
     spec = config["baselines"][baseline]
@@ -188,6 +233,7 @@ class Plan:
     config: dict
     evaluations: tuple[Evaluation, ...]
     baseline_evaluations: tuple[BaselineEvaluation, ...] = ()
+    model_evaluations: tuple[ModelEvaluation, ...] = ()
 
     @classmethod
     def from_config(cls, config: dict) -> Plan:
@@ -203,7 +249,9 @@ class Plan:
                                     for checkpoint, seen, benches in points for bench in benches]
         baselines = [BaselineEvaluation(name, bench) for name, spec in config["baselines"].items()
                      for bench in spec["benchmarks"]]
-        return cls(config, tuple(evaluations), tuple(baselines))
+        models = [ModelEvaluation(name, bench) for name, spec in config["evaluations"].items()
+                  for bench in spec["benchmarks"]]
+        return cls(config, tuple(evaluations), tuple(baselines), tuple(models))
 
     # ---- the distinct jobs -----------------------------------------------------------
 
@@ -219,7 +267,7 @@ class Plan:
     @property
     def eval_paths(self) -> list[str]:
         """Every verdict table the report reads: the trained models' and the baselines'."""
-        return [e.path for e in (*self.evaluation_jobs, *self.baseline_evaluations)]
+        return [e.path for e in (*self.evaluation_jobs, *self.baseline_evaluations, *self.model_evaluations)]
 
     @property
     def sampling_pairs(self) -> list[tuple[str, str]]:
@@ -259,11 +307,13 @@ class Plan:
         teachers = [self.config["teachers"][teacher]["model"] for teacher, _ in self.sampling_pairs]
         backbones = [self.config["backbones"][run.backbone]["model"] for run in self.runs]
         baselines = [baseline_model(self.config, e.baseline) for e in self.baseline_evaluations]
-        return _distinct(teachers + backbones + baselines)
+        evaluated = [model for e in self.config["evaluations"] if (model := evaluation_model(self.config, e))]
+        return _distinct(teachers + backbones + baselines + evaluated)
 
     @property
     def benchmarks(self) -> list[str]:
-        return _distinct(e.benchmark for e in (*self.evaluations, *self.baseline_evaluations))
+        return _distinct(e.benchmark for e in (*self.evaluations, *self.baseline_evaluations,
+                                               *self.model_evaluations))
 
     def alpha_source(self, variant: str) -> str | None:
         """The variant whose calibrated alpha ``variant`` uses; None for a fixed alpha or RFT."""
@@ -320,6 +370,7 @@ class Plan:
         jobs += [("train", run.wildcards()) for run in self.runs]
         jobs += [("evaluate", e.wildcards()) for e in self.evaluation_jobs]
         jobs += [("evaluate_baseline", e.wildcards()) for e in self.baseline_evaluations]
+        jobs += [("evaluate_model", e.wildcards()) for e in self.model_evaluations]
         return [f"{JOBS[job]}.tsv".format(**wildcards) for job, wildcards in jobs]
 
     # ---- what the report reads ---------------------------------------------------------
@@ -353,6 +404,18 @@ class Plan:
                 "benchmark": evaluation.benchmark, "path": evaluation.path,
                 "train_meta": path("train_meta", **run.wildcards())}
 
+    def model_evaluation_entry(self, evaluation: ModelEvaluation) -> dict:
+        """An `evaluations:` entry on one benchmark, for the report's evaluations table."""
+        spec = self.config["evaluations"][evaluation.evaluation]
+        found = evaluation_run(self.config, evaluation.evaluation)
+        model = "/".join(found[0].wildcards().values()) + f"/{found[1]}" if found else \
+            evaluation_model(self.config, evaluation.evaluation)
+        return {"experiment": f"evaluation:{evaluation.evaluation}", "tables": ["evaluations"],
+                "backbone": model, "backbone_label": spec.get("label", model), "variant": evaluation.evaluation,
+                "method": EVALUATED_METHOD, "pool": "", "data_size": None, "context": "",
+                "checkpoint": found[1] if found else "final", "samples_seen": None,
+                "benchmark": evaluation.benchmark, "path": evaluation.path}
+
     def baseline_entry(self, evaluation: BaselineEvaluation) -> dict:
         """A baseline's evaluation with the labels Table 1 groups and matches it by: no pool,
         variant or context (nothing was trained), the backbone whose row group it joins."""
@@ -366,12 +429,15 @@ class Plan:
                 "path": evaluation.path}
 
     def results_tables(self) -> list[str]:
-        """The results tables of the experiments without `table:` (one each)."""
-        return [results_table(name) for name, exp in self.config["experiments"].items() if not exp.get("table")]
+        """The results tables of the experiments without `table:` (one each) and, with
+        `evaluations:`, the evaluations table."""
+        own = [results_table(name) for name, exp in self.config["experiments"].items() if not exp.get("table")]
+        return own + (["evaluations"] if self.model_evaluations else [])
 
     def manifest(self) -> dict:
         """The report manifest (trajfusion.report's input) without its run-time provenance."""
         return {"evals": [self.eval_entry(e) for e in self.evaluations]
-                + [self.baseline_entry(e) for e in self.baseline_evaluations],
+                + [self.baseline_entry(e) for e in self.baseline_evaluations]
+                + [self.model_evaluation_entry(e) for e in self.model_evaluations],
                 "fusion_summaries": self.fusion_summaries(), "stats": self.stats(),
                 "smoke_test": self.config["smoke_test"]}

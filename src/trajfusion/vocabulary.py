@@ -12,4 +12,5 @@ GRADERS = ("math_verify", "qwen25_math")  # the first is the default (trajfusion
 ANSWER_FORMATS = ("boxed", "lenient")  # the teacher-side answer rule (trajfusion.verify.extract)
 TRAINING_METHODS = ("rft", "trajfusion")  # how a fine-tuned model's training data was built
 BASELINE_METHODS = ("icl", "instruct")  # untrained baselines: few-shot base model, released instruct model
-METHODS = (*TRAINING_METHODS, *BASELINE_METHODS)
+EVALUATED_METHOD = "model"  # an `evaluations:` entry: a model evaluated as it is given
+METHODS = (*TRAINING_METHODS, *BASELINE_METHODS, EVALUATED_METHOD)

@@ -29,7 +29,8 @@ from trajfusion.report.paper import normalize_name, paper_frame
 
 PERCENT_METRICS = ("pass@1", "avg@k", "maj@k", "pass@k")
 REPORTED, REPRODUCED, DIFF = "reported", "reproduced", "Δ (reproduced − paper)"
-METHOD_LABELS = {"rft": "Vanilla RFT", "trajfusion": "TrajFusion", "icl": "ICL", "instruct": "Instruct"}
+METHOD_LABELS = {"rft": "Vanilla RFT", "trajfusion": "TrajFusion", "icl": "ICL", "instruct": "Instruct",
+                 "model": "as given"}
 RUN_FIELDS = ("experiment", "backbone", "variant", "method", "pool", "data_size", "context", "checkpoint",
               "samples_seen", "benchmark", "path")
 METRICS_COLUMNS = ("eval", "where", *RUN_FIELDS, "tables", "paper_backbone", "backbone_label", "variant_label",
@@ -493,15 +494,19 @@ TABLES = (TABLE1, TABLE2, TABLE3)
 
 
 RESULTS_METRICS = {"pass@1": "Pass@1", "avg@k": "Avg@k"}  # avg@k shown where k > 1
+EVALUATIONS_TABLE = "evaluations"
 RESULTS_ROW = ("backbone_label", "variant_label", "method")
 
 
 def build_results_table(name: str, inputs: Inputs) -> Table:
-    """The results table of an experiment of one's own: one row per trained run (final
-    checkpoint), one column per benchmark and metric, each cell with its 95% interval."""
+    """The results table of an experiment of one's own (one row per trained run, final
+    checkpoint) or of the `evaluations:` (one row per evaluation): one column per benchmark and
+    metric, each cell with its 95% interval."""
     m = inputs.metrics
-    runs = m[m["tables"].str.split().map(lambda names: name in names) & (m["checkpoint"] == "final")
-             & m["metric"].isin(list(RESULTS_METRICS))]
+    listed = m["tables"].str.split().map(lambda names: name in names)
+    if name != EVALUATIONS_TABLE:
+        listed &= m["checkpoint"] == "final"
+    runs = m[listed & m["metric"].isin(list(RESULTS_METRICS))]
     runs = runs[(runs["metric"] == "pass@1") | (runs["samples_per_problem"] > 1)]
     benchmarks = list(dict.fromkeys(runs["benchmark"]))
     display = []
@@ -514,17 +519,25 @@ def build_results_table(name: str, inputs: Inputs) -> Table:
     long = runs.assign(table=name, group=runs["backbone_label"], row=runs["variant_label"],
                        variant=runs["variant"], source=REPRODUCED, column=runs["benchmark"], paper=np.nan,
                        diff=np.nan)[list(LONG_COLUMNS)].reset_index(drop=True)
-    experiment = name.removeprefix(RESULTS_TABLE_PREFIX)
-    notes = [f"Runs of experiment {experiment!r} (final checkpoints) on {', '.join(benchmarks) or 'no benchmark'}; "
-             "cells: value [95% bootstrap interval over problems]; Avg@k where a benchmark draws k > 1 samples. "
-             "Paired RFT/TrajFusion tests: significance.md."]
-    return Table(name, f"Results: {experiment}", f"Accuracy (%) of the runs of experiment {experiment}.",
-                 pd.DataFrame(display), long.astype({"n_problems": "Int64", "samples_per_problem": "Int64"}), notes)
+    cells = ("cells: value [95% bootstrap interval over problems]; Avg@k where a benchmark draws k > 1 samples.")
+    on = ', '.join(benchmarks) or 'no benchmark'
+    if name == EVALUATIONS_TABLE:
+        title, caption = "Evaluations", "Accuracy (%) of the models the config's `evaluations:` list."
+        notes = [f"One row per evaluation (model, template and generation settings of its own) on {on}; {cells}"]
+    else:
+        experiment = name.removeprefix(RESULTS_TABLE_PREFIX)
+        title, caption = f"Results: {experiment}", f"Accuracy (%) of the runs of experiment {experiment}."
+        notes = [f"Runs of experiment {experiment!r} (final checkpoints) on {on}; {cells} "
+                 "Paired RFT/TrajFusion tests: significance.md."]
+    return Table(name, title, caption, pd.DataFrame(display).fillna("—"),
+                 long.astype({"n_problems": "Int64", "samples_per_problem": "Int64"}), notes)
 
 
 def results_table_names(results: list[EvalResult]) -> list[str]:
-    """The results tables the evaluations are listed for, in order of first appearance."""
-    names = (name for r in results for name in r.entry["tables"] if name.startswith(RESULTS_TABLE_PREFIX))
+    """The results tables (own experiments', the evaluations') the evaluations are listed for,
+    in order of first appearance."""
+    names = (name for r in results for name in r.entry["tables"]
+             if name.startswith(RESULTS_TABLE_PREFIX) or name == EVALUATIONS_TABLE)
     return list(dict.fromkeys(names))
 
 
