@@ -339,3 +339,34 @@ def test_a_killed_sample_job_resumes_to_the_same_bytes(sampling_model, server, t
     assert not partial_path(target).exists()
     assert cli.main(argv(reference)) == 0
     assert target.read_bytes() == reference.read_bytes()
+
+
+# ------------------------------------------------------------------ trajfusion evaluate
+
+
+def test_evaluate_through_the_server_matches_the_hf_backend(sampling_model, server, tmp_path):
+    """Greedy evaluation of the same weights: the verdict tables of both backends are equal."""
+    import torch
+    from test_evaluate import BENCH, PAPER_PHRASES, check_verdicts, eval_args, run_cli
+
+    threads = torch.get_num_threads()  # the hf run sets it for this process
+
+    bench, phrases = tmp_path / "bench.parquet", tmp_path / "phrases.json"
+    BENCH.iloc[:2].to_parquet(bench)
+    phrases.write_text(json.dumps(PAPER_PHRASES))
+    tables = {}
+    for name, flags in (("hf", ["--batch-size", "2", "--threads", "1"]),
+                        ("openai", ["--base-url", server, "--concurrency", "2"])):
+        out = tmp_path / f"{name}.parquet"
+        argv = eval_args(sampling_model, bench, out, phrases, samples=2, extra=flags)
+        argv[argv.index("--backend") + 1] = name
+        argv[argv.index("--temperature") + 1] = "0"
+        argv[argv.index("--max-new-tokens") + 1] = "6"
+        try:
+            assert run_cli(argv) == 0
+        finally:
+            torch.set_num_threads(threads)
+        tables[name] = pd.read_parquet(out)
+    check_verdicts(tables["openai"])
+    assert len(tables["openai"]) == 4
+    pd.testing.assert_frame_equal(tables["openai"], tables["hf"])
