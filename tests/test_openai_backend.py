@@ -370,3 +370,32 @@ def test_evaluate_through_the_server_matches_the_hf_backend(sampling_model, serv
     check_verdicts(tables["openai"])
     assert len(tables["openai"]) == 4
     pd.testing.assert_frame_equal(tables["openai"], tables["hf"])
+
+
+def test_a_server_error_is_retried_then_named(sampling_model, server, caplog):
+    # transformers serve cannot load a model directory that does not exist: it answers HTTP 500.
+    with backend(sampling_model, server, served_model="/nonexistent/model", max_retries=1,
+                 retry_backoff=0.01) as sampler:
+        with caplog.at_level(logging.WARNING), pytest.raises(ServerError) as caught:
+            sampler.generate(["x"], n=1, temperature=0.7, top_p=1.0, max_new_tokens=2, seed=0)
+    assert str(caught.value) == f"{server}/completions: HTTP 500: Internal Server Error (after 2 attempt(s))"
+    assert f"{server}/completions: HTTP 500: Internal Server Error; retry 1/1 in 0.0 s" in caplog.text
+
+
+def test_a_response_with_several_completions_is_ordered_and_counted_locally(sampling_model):
+    """A response to a request with n (as vLLM answers): choices in any order, usage summed over
+    them, so each completion's tokens are counted with the local tokenizer (+1 for the stop token)."""
+    sampler = backend(sampling_model, "http://127.0.0.1:1/v1", per_sample_requests=False)
+    body = {"prompt": "x", "n": 3}
+    answer = {"choices": [{"index": 2, "text": " three words here", "finish_reason": "length"},
+                          {"index": 0, "text": "", "finish_reason": "stop"},
+                          {"index": 1, "text": " two words", "finish_reason": "stop"}],
+              "usage": {"prompt_tokens": 1, "completion_tokens": 9}}
+    count = len(sampler.tokenizer(" two words", add_special_tokens=False)["input_ids"])
+    assert sampler._completions(body, answer, max_new_tokens=3) == [
+        Completion("", 1, "stop"), Completion(" two words", count + 1, "stop"),
+        Completion(" three words here", 3, "length")]
+    with pytest.raises(ServerError, match="finish_reason='abort'"):
+        sampler._completions({"prompt": "x"}, {"choices": [{"text": "", "finish_reason": "abort"}]}, 3)
+    with pytest.raises(ServerError, match="response without a list of choices"):
+        sampler._completions({"prompt": "x"}, {"error": "overloaded"}, 3)
