@@ -164,8 +164,8 @@ class OpenAIBackend(BatchedBackend):
             raise ServerError(f"{self.url}: response without a list of choices: {_excerpt(str(answer))}")
         wanted = body.get("n", 1)
         if len(choices) != wanted:
-            raise ServerError(f"{self.url}: {len(choices)} completion(s) for a request with n={wanted}: the server "
-                              "ignores n; set per_sample_requests: true")
+            hint = "the server ignores n; set per_sample_requests: true" if len(choices) == 1 else "expected n"
+            raise ServerError(f"{self.url}: {len(choices)} completion(s) for a request with n={wanted}: {hint}")
         usage = answer.get("usage") or {}
         self._check_prompt_tokens(body["prompt"], usage.get("prompt_tokens"))
         exact = usage.get("completion_tokens") if wanted == 1 else None
