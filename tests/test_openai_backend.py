@@ -399,3 +399,32 @@ def test_a_response_with_several_completions_is_ordered_and_counted_locally(samp
         sampler._completions({"prompt": "x"}, {"choices": [{"text": "", "finish_reason": "abort"}]}, 3)
     with pytest.raises(ServerError, match="response without a list of choices"):
         sampler._completions({"prompt": "x"}, {"error": "overloaded"}, 3)
+
+
+# ------------------------------------------------------------------ through Snakemake
+
+
+@pytest.mark.slow
+def test_snakemake_samples_a_pool_through_the_server(sampling_model, server, tmp_path):
+    """The e2e config's teacher on the server: Snakemake prepares the model (its tokenizer),
+    builds the pool, runs both shards' `trajfusion sample --backend openai` and merges them."""
+    import yaml
+    from conftest import e2e_config, snakemake
+
+    from trajfusion.plan import path
+
+    config, configfile = e2e_config(sampling_model, tmp_path)
+    prepared = tmp_path / path("model", model="tiny")
+    config["teachers"]["tiny"] = {"model": "tiny", "template": "chat", "max_new_tokens": 4, "backend": "openai",
+                                  "base_url": server, "served_model": str(prepared), "per_sample_requests": True,
+                                  "concurrency": 2, "batch_size": 3, "dtype": "float32"}
+    config["sampling"]["k"] = 2
+    configfile.write_text(yaml.safe_dump(config))
+    target = path("samples", teacher="tiny", pool="e2e")
+    result = snakemake(tmp_path, configfile, target)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    samples = pd.read_parquet(tmp_path / target)
+    assert len(samples) == 20 and samples.groupby("problem_id").size().eq(2).all()
+    assert samples["n_tokens"].between(1, 4).all() and set(samples["finish_reason"]) <= {"stop", "length"}
+    log = (tmp_path / "results" / "logs").rglob("*.log")
+    assert any(f"openai backend: {server}/completions" in p.read_text() for p in log)
