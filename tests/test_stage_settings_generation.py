@@ -186,3 +186,23 @@ def test_the_rules_settings_objects_build_from_the_config():
         e, {"samples": e["samples"].get("aime24", e["samples"]["default"]), "max_new_tokens": 16,
             "template": CONFIG["backbones"]["tiny"]["template"], "seed": CONFIG["seed"]}))
     assert (evaluate.samples, evaluate.threads, evaluate.timeout, evaluate.template) == (2, 2, 5.0, "chat")
+
+
+def test_the_schema_states_the_openai_defaults_the_backend_uses():
+    """The schema describes each openai option with its unset value; those values live in
+    BACKEND_DEFAULTS, so the descriptions are checked against them."""
+    from pathlib import Path
+
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "schema.yaml").read_text())
+    for option, default in BACKEND_DEFAULTS["openai"].items():
+        if option == "batch_size" or default is None:
+            continue
+        whole = isinstance(default, float) and default.is_integer()
+        shown = str(int(default)) if whole else str(default).lower()
+        description = " ".join(schema["$defs"][option]["description"].split()).lower()
+        assert f"unset: {shown}" in description, (option, description)
+    from trajfusion.sample.backends.openai import MAX_DELAY
+
+    assert f"at most {MAX_DELAY:g}" in schema["$defs"]["retry_backoff"]["description"]
