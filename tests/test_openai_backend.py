@@ -428,3 +428,16 @@ def test_snakemake_samples_a_pool_through_the_server(sampling_model, server, tmp
     assert samples["n_tokens"].between(1, 4).all() and set(samples["finish_reason"]) <= {"stop", "length"}
     log = (tmp_path / "results" / "logs").rglob("*.log")
     assert any(f"openai backend: {server}/completions" in p.read_text() for p in log)
+
+
+def test_retry_after_is_read_in_seconds_and_capped():
+    from trajfusion.sample.backends.openai import MAX_DELAY, _retry_after
+
+    response = requests.models.Response()
+    assert _retry_after(response) is None
+    response.headers["Retry-After"] = "3"
+    assert _retry_after(response) == 3.0
+    response.headers["Retry-After"] = "Wed, 21 Oct 2015 07:28:00 GMT"  # the date form: the backoff applies
+    assert _retry_after(response) is None
+    response.headers["Retry-After"] = "86400"
+    assert _retry_after(response) == 10 * MAX_DELAY
