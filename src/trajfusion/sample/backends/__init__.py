@@ -90,7 +90,7 @@ def batches(items: list, size: int | None):
 
 
 class BatchedBackend(abc.ABC):
-    """What both backends share: argument checks, prompt encoding, batching, one seed per
+    """What the backends share: argument checks, prompt encoding, batching, one seed per
     prompt derived from (seed, key) and the progress bar. A prompt's key is its problem_id
     (its position when no keys are given), so a prompt's samples do not depend on which other
     prompts a call holds: vLLM and openai seed each request with its own seed; transformers has one RNG
