@@ -5,7 +5,8 @@ The environments: the CPU default that ``scripts/setup.sh --dev`` installs, and 
 resolver runs with ``--dry-run --ignore-installed`` on the package index (CUDA wheels are
 resolved from their metadata, not downloaded); an environment whose requirements conflict
 fails with pip's explanation. An environment that runs a generation backend (``BACKEND_ENVS``)
-must install every package the backend's module imports and must not pin the CPU torch build.
+must install every package the backend's module imports and, unless the backend generates on a
+server (``SERVER_BACKENDS``: the job needs no GPU), must not pin the CPU torch build.
 Index options inside a requirement (``--index-url`` of the CPU
 torch build) are dropped: the resolver sees the same version on PyPI.
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from trajfusion.sample.backends import BACKEND_ENVS, backend_module
+from trajfusion.sample.backends import BACKEND_ENVS, SERVER_BACKENDS, backend_module
 
 REPO = Path(__file__).resolve().parents[1]
 ENVS_DIR = REPO / "envs"
@@ -77,7 +78,7 @@ def backend_problems(env: str, requirements: list[str], versions: dict[str, str]
         missing = sorted(imported_packages(backend_module(backend)) - set(versions))
         if missing:
             problems.append(f"backend {backend} imports {missing}, which envs/{env}.yaml does not install")
-        if any("download.pytorch.org/whl/cpu" in r for r in requirements):
+        if backend not in SERVER_BACKENDS and any("download.pytorch.org/whl/cpu" in r for r in requirements):
             problems.append(f"backend {backend} may run on a GPU, but envs/{env}.yaml pins the CPU torch build")
     return problems
 

@@ -261,3 +261,25 @@ def test_every_paper_job_on_slurm_has_its_own_resources(tmp_path):
         assert got == {key: expected[key] for key in got}, rule
     by_rule = dict(jobs)
     assert by_rule["train_qwen_32k"]["mem_mb"] == "768000" and by_rule["train_base_100k"]["runtime"] == "4320"
+
+
+def test_an_openai_teacher_and_evaluation_reach_their_jobs(tmp_path):
+    """The server's settings reach the jobs' --settings (the tuning options of other backends
+    do not), the jobs ask for no GPU, and the local model directory stays an input (its
+    tokenizer renders the prompts)."""
+    config = copy.deepcopy(load("config.yaml"))
+    served = {"backend": "openai", "base_url": "http://127.0.0.1:8001/v1", "served_model": "teacher",
+              "api_key_env": "MY_KEY", "concurrency": 4, "per_sample_requests": True}
+    for teacher in config["teachers"].values():
+        teacher.update(served)
+    config["evaluation"].update({**served, "served_model": "student"})
+    jobs = planned_jobs(tmp_path, config)
+    for rule, model in (("sample_shard", "teacher"), ("evaluate", "student"), ("evaluate_baseline", "student")):
+        chosen = [job for job in jobs if job["rule"] == rule]
+        assert chosen, rule
+        for job in chosen:
+            assert "gpu=0" in job["resources"]
+            assert re.search(r"--model (\S+)", job["shell"]).group(1) in job["input"].split(", ")
+            assert '"base_url": "http://127.0.0.1:8001/v1"' in job["shell"], job["shell"]
+            assert f'"served_model": "{model}"' in job["shell"] and '"api_key_env": "MY_KEY"' in job["shell"]
+            assert '"dtype"' not in job["shell"] and '"threads"' not in job["shell"]

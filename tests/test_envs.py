@@ -70,6 +70,8 @@ def test_cpu_environment_files_pin_the_torch_of_the_setup_script():
 def test_generation_backends_import_what_their_envs_must_install():
     assert {"torch", "transformers"} <= check_envs.imported_packages(backend_module("hf"))
     assert "vllm" in check_envs.imported_packages(backend_module("vllm"))
+    # The openai backend talks HTTP and loads a tokenizer: no torch, no vllm.
+    assert check_envs.imported_packages(backend_module("openai")) == {"requests", "transformers"}
 
 
 def test_a_backend_env_missing_a_package_or_with_cpu_torch_is_refused():
@@ -81,6 +83,11 @@ def test_a_backend_env_missing_a_package_or_with_cpu_torch_is_refused():
     assert any("whl/cpu" in r for r in core)
     with_cpu_torch = check_envs.backend_problems("train", core, {"torch": "2.13.0", "transformers": "5.20.2"})
     assert with_cpu_torch == ["backend hf may run on a GPU, but envs/train.yaml pins the CPU torch build"]
+    # The openai backend's server generates: its CPU env may pin the CPU torch build.
+    assert BACKEND_ENVS["openai"] == "core"
+    assert check_envs.backend_problems("core", core, {"requests": "2.34.2", "transformers": "5.20.2"}) == []
+    assert check_envs.backend_problems("core", core, {"transformers": "5.20.2"}) == [
+        "backend openai imports ['requests'], which envs/core.yaml does not install"]
 
 
 def rule_envs(tmp_path: Path, config: dict) -> dict[str, list[str]]:
@@ -92,7 +99,7 @@ def rule_envs(tmp_path: Path, config: dict) -> dict[str, list[str]]:
     return json.loads(result.stdout.splitlines()[-1])
 
 
-@pytest.mark.parametrize("teacher_backend, evaluation_backend", [("hf", "vllm"), ("vllm", "hf")])
+@pytest.mark.parametrize("teacher_backend, evaluation_backend", [("hf", "vllm"), ("vllm", "hf"), ("openai", "openai")])
 def test_each_generation_job_runs_in_its_backends_env(tmp_path, teacher_backend, evaluation_backend):
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     for teacher in config["teachers"].values():

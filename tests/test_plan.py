@@ -148,3 +148,14 @@ def test_a_baseline_evaluates_its_backbones_model_with_per_benchmark_templates()
     del without["baselines"]
     validate(without, str(REPO / "config" / "schema.yaml"))
     assert Plan.from_config(without).baseline_evaluations == ()
+
+
+def test_generation_jobs_ask_for_the_gpus_their_backend_uses():
+    from trajfusion.plan import generation_env, generation_gpus
+
+    assert generation_gpus({"backend": "vllm"}) == 1
+    assert generation_gpus({"backend": "vllm", "tensor_parallel_size": 4}) == 4
+    assert generation_gpus({"backend": "hf"}) == 0
+    # openai: the server generates; the job renders prompts and waits for answers.
+    assert generation_gpus({"backend": "openai", "tensor_parallel_size": 4}) == 0
+    assert generation_env({"backend": "openai"}) == "../envs/core.yaml"

@@ -96,7 +96,8 @@ def cost_pattern(job: str) -> str:
 
 
 def generation_gpus(spec: dict) -> int:
-    """GPUs of a generation job: vLLM's tensor-parallel size (its default when unset); hf: none."""
+    """GPUs of a generation job: vLLM's tensor-parallel size (its default when unset); hf: none
+    requested (it uses a GPU only where the job has one); openai: none (the server generates)."""
     if spec["backend"] != "vllm":
         return 0
     from trajfusion.sample.backends.options import BACKEND_DEFAULTS

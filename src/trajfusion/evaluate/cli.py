@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="generate N samples per benchmark problem and verify them",
                        description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="model directory (safetensors + tokenizer)")
+    p.add_argument("--model", required=True, help="model directory (safetensors + tokenizer; for the openai "
+                   "backend its tokenizer, and the served model name unless --served-model)")
     p.add_argument("--benchmark", required=True, help="benchmark problem table (.parquet)")
     p.add_argument("--phrases", default=None, help="phrase file whose error_recognition phrases count as reflections "
                    "(default: resources/phrases.yaml)")

@@ -4,7 +4,8 @@ Commands: ``sample`` (one shard of a pool, written atomically) and ``merge-sampl
 shards concatenated, joined with the pool's problem, gold answer and source, and checked to
 hold exactly K samples per problem). Modules: ``cli`` (the commands), ``settings`` (their
 settings, declared once), ``shards`` (shard rows, shard tables, the merge), ``backends`` (the
-hf and vllm generation backends and the generation settings, also used by evaluation).
+hf, vllm and openai generation backends and the generation settings, also used by evaluation),
+``partial`` (completed batches of a killed job, resumed from).
 """
 
 from trajfusion.sample.cli import register

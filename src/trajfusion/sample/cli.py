@@ -39,7 +39,8 @@ def register(sub) -> None:
 def _register_sample(sub) -> None:
     p = sub.add_parser("sample", help="sample K teacher completions per problem for one shard of a pool")
     p.add_argument("--pool", required=True, help="problem table (Parquet/JSONL) with problem_id, problem")
-    p.add_argument("--model", required=True, help="teacher model directory (safetensors + tokenizer)")
+    p.add_argument("--model", required=True, help="teacher model directory (safetensors + tokenizer; for the "
+                   "openai backend its tokenizer, and the served model name unless --served-model)")
     p.add_argument("--shard", type=int, required=True, help="shard index in [0, num-shards)")
     p.add_argument("--output", required=True, help="shard Parquet file")
     SampleSettings.add_arguments(p)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trajfusion.sample.backends import PER_REQUEST_SEEDED
 from trajfusion.sample.backends.options import BACKEND_DEFAULTS, GenerationSettings
 from trajfusion.settings import Settings, at_least, setting
 
@@ -26,7 +27,8 @@ class SampleSettings(GenerationSettings, MergeSettings):
 
     def shard_block(self) -> int:
         """Problems per block of the shard split (``trajfusion.sample.shards``): one hf batch,
-        whose samples depend on the whole batch; 1 for vllm, which seeds every request itself."""
-        if self.backend == "vllm":
+        whose samples depend on the whole batch; 1 for vllm and openai, which seed every request
+        themselves."""
+        if self.backend in PER_REQUEST_SEEDED:
             return 1
         return self.batch_size or BACKEND_DEFAULTS[self.backend]["batch_size"]

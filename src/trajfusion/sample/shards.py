@@ -2,7 +2,7 @@
 the checked concatenation of all shards joined with the pool's problem and gold answer.
 
 The pool, sorted by problem_id, is cut into blocks of ``block`` consecutive problems (the hf
-backend's batch size; 1 for vLLM, which seeds every request on its own), and a shard holds the
+backend's batch size; 1 for vLLM and openai, which seed every request on their own), and a shard holds the
 blocks whose index is congruent to the shard index modulo the shard count. Each block is one
 generate batch seeded from its problems' ids, so the samples are the same however many shards
 the work is cut into. Tables are checked by their contracts

@@ -1,11 +1,13 @@
-"""Text generation backends: one interface over transformers (``hf``) and vLLM (``vllm``),
-used by sampling and by evaluation.
+"""Text generation backends: one interface over transformers (``hf``), vLLM (``vllm``) and an
+OpenAI-compatible server (``openai``: vLLM, SGLang, llama.cpp, ``transformers serve``), used by
+sampling and by evaluation.
 
 ``load_backend(name, model_dir, **options)`` returns an object with
 ``generate(prompts, n, temperature, top_p, max_new_tokens, seed, keys) -> list[list[Completion]]``
 (outer list: prompts, inner: the n completions of that prompt), a ``tokenizer`` attribute
 for rendering chat templates, and ``close()``. Prompts are encoded with the BOS rule of
-``trajfusion.templates.encode_prompts``, as in training. Backend modules are imported
+``trajfusion.templates.encode_prompts``, as in training (the openai backend sends the text the
+server tokenizes to those ids: ``trajfusion.sample.backends.openai``). Backend modules are imported
 lazily so that importing this package stays cheap; ``options`` holds the generation
 settings both stages extend (``GenerationSettings``) and the backends' defaults.
 """
@@ -28,13 +30,21 @@ from trajfusion.templates import encode_prompts
 _BACKENDS = {
     "hf": ("trajfusion.sample.backends.hf", "HFBackend"),
     "vllm": ("trajfusion.sample.backends.vllm", "VLLMBackend"),
+    "openai": ("trajfusion.sample.backends.openai", "OpenAIBackend"),
 }
 BACKEND_NAMES = tuple(_BACKENDS)
 # The environment (envs/<name>.yaml) a generation job of each backend runs in under
 # `--sdm conda`: hf needs torch and transformers (the training env has their GPU builds),
-# vLLM its own env (it pins its own torch).
-BACKEND_ENVS = {"hf": "train", "vllm": "vllm"}
+# vLLM its own env (it pins its own torch), openai only an HTTP client and a tokenizer (the
+# light CPU env: the server generates).
+BACKEND_ENVS = {"hf": "train", "vllm": "vllm", "openai": "core"}
 assert set(BACKEND_ENVS) == set(_BACKENDS)
+# Backends whose model runs elsewhere (a server): their jobs use no GPU and no torch.
+SERVER_BACKENDS = frozenset({"openai"})
+# Backends seeding every request (prompt) on its own: a prompt's samples do not depend on the
+# batch, so sampling shards need not hold whole batches (trajfusion.sample.shards).
+PER_REQUEST_SEEDED = frozenset({"vllm", "openai"})
+assert SERVER_BACKENDS | PER_REQUEST_SEEDED <= set(_BACKENDS)
 
 
 def backend_module(name: str) -> str:
@@ -80,14 +90,15 @@ def batches(items: list, size: int | None):
 
 
 class BatchedBackend(abc.ABC):
-    """What both backends share: argument checks, prompt encoding, batching, one seed per
+    """What the backends share: argument checks, prompt encoding, batching, one seed per
     prompt derived from (seed, key) and the progress bar. A prompt's key is its problem_id
     (its position when no keys are given), so a prompt's samples do not depend on which other
-    prompts a call holds: vLLM seeds each request with its own seed; transformers has one RNG
+    prompts a call holds: vLLM and openai seed each request with its own seed; transformers has one RNG
     per ``generate`` call and seeds each batch with its first prompt's seed, so its samples are
     independent of the call only when the batches are (sampling shards hold whole batches:
     ``trajfusion.sample.shards``). A backend sets ``tokenizer``, ``batch_size`` and ``progress``
-    and implements ``_generate_batch``."""
+    and implements ``_generate_batch`` (or ``_generate_batches``, to work on several batches at
+    once; results still come back, and are recorded, batch by batch in order)."""
 
     tokenizer = None
     batch_size: int | None = None
@@ -109,12 +120,16 @@ class BatchedBackend(abc.ABC):
         generated_tokens = 0
         started = time.perf_counter()
         with tqdm(total=len(prompts), unit="problem", desc="sampling", disable=not self.progress) as bar:
-            encoded = encode_prompts(self.tokenizer, prompts)
-            chunks = (batches(items, self.batch_size) for items in (encoded, seeds, keys))
-            for batch, batch_seeds, batch_keys in zip(*chunks, strict=True):
-                groups = partial.done.get(tuple(batch_keys)) if partial is not None else None
+            encoded = self.encode(prompts)
+            chunks = list(zip(*(batches(items, self.batch_size) for items in (encoded, seeds, keys)), strict=True))
+            done = [partial.done.get(tuple(batch_keys)) if partial is not None else None
+                    for _, _, batch_keys in chunks]
+            fresh = self._generate_batches([(batch, batch_seeds) for (batch, batch_seeds, _), groups
+                                            in zip(chunks, done, strict=True) if groups is None],
+                                           n, temperature, top_p, max_new_tokens)
+            for (batch, _, batch_keys), groups in zip(chunks, done, strict=True):
                 if groups is None:
-                    groups = self._generate_batch(batch, n, temperature, top_p, max_new_tokens, batch_seeds)
+                    groups = next(fresh)
                     generated_tokens += sum(c.n_tokens for group in groups for c in group)
                     if partial is not None:
                         partial.record(batch_keys, groups)
@@ -122,6 +137,16 @@ class BatchedBackend(abc.ABC):
                 bar.update(len(batch))
                 bar.set_postfix(tok_s=f"{generated_tokens / (time.perf_counter() - started):.1f}")
         return results
+
+    def encode(self, prompts: list[str]) -> list:
+        """What ``_generate_batch`` receives for each prompt: its token ids."""
+        return encode_prompts(self.tokenizer, prompts)
+
+    def _generate_batches(self, todo: list[tuple[list, list[int]]], n: int, temperature: float, top_p: float,
+                          max_new_tokens: int):
+        """The completions of each ``(batch, seeds)`` of ``todo``, batch by batch, in order."""
+        return (self._generate_batch(batch, n, temperature, top_p, max_new_tokens, batch_seeds)
+                for batch, batch_seeds in todo)
 
     @abc.abstractmethod
     def _generate_batch(self, batch: list[list[int]], n: int, temperature: float, top_p: float,
@@ -139,7 +164,8 @@ class BatchedBackend(abc.ABC):
 
 
 def load_backend(name: str, model_dir: str | Path, **options):
-    """Construct backend ``name`` ("hf" or "vllm") for the model in ``model_dir``."""
+    """Construct backend ``name`` (one of ``BACKEND_NAMES``) for the model in ``model_dir`` (for
+    openai: its tokenizer; the server holds the model)."""
     if name not in _BACKENDS:
         raise InputError(f"unknown generation backend {name!r}; known: {list(BACKEND_NAMES)}")
     if not Path(model_dir).is_dir():
@@ -154,5 +180,5 @@ def load_backend(name: str, model_dir: str | Path, **options):
     return backend_class(str(model_dir), **options)
 
 
-__all__ = ["BACKEND_NAMES", "BatchedBackend", "Completion", "FINISH_REASONS", "batches", "check_sampling_args",
-           "derive_seed", "load_backend"]
+__all__ = ["BACKEND_NAMES", "PER_REQUEST_SEEDED", "SERVER_BACKENDS", "BatchedBackend", "Completion", "FINISH_REASONS",
+           "batches", "check_sampling_args", "derive_seed", "load_backend"]

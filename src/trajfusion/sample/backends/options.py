@@ -10,11 +10,12 @@ import logging
 from dataclasses import dataclass
 
 from trajfusion.sample.backends import BACKEND_NAMES
-from trajfusion.settings import Settings, at_least, setting
+from trajfusion.settings import Settings, at_least, positive, setting
 
 log = logging.getLogger(__name__)
 
 DTYPES = ("float32", "bfloat16", "float16", "auto")
+PROMPT_FORMATS = ("text", "tokens")
 
 # The tuning options each backend takes, with its default for an option left unset (None:
 # decided when the backend starts, as _UNSET_MEANS says).
@@ -22,6 +23,13 @@ BACKEND_DEFAULTS = {
     "hf": {"batch_size": 8, "dtype": None, "device": None, "threads": None},
     "vllm": {"batch_size": None, "dtype": "auto", "tensor_parallel_size": 1, "max_model_len": None,
              "gpu_memory_utilization": 0.9},
+    # Assumptions (the issue names the options, not their values): the port vLLM and
+    # `transformers serve` listen on by default; 8 requests in flight; 5 retries waiting 1, 2, 4,
+    # 8, 16 s; a request may take 30 min (a 16K-token response on a busy server); 32 prompts per
+    # batch, the unit a killed job resumes from.
+    "openai": {"batch_size": 32, "base_url": "http://127.0.0.1:8000/v1", "served_model": None,
+               "api_key_env": None, "concurrency": 8, "max_retries": 5, "retry_backoff": 1.0,
+               "request_timeout": 1800.0, "prompt_format": "text", "per_sample_requests": False},
 }
 _UNSET_MEANS = {
     ("hf", "dtype"): "float32 on CPU, else bfloat16",
@@ -29,6 +37,8 @@ _UNSET_MEANS = {
     ("hf", "threads"): "torch's choice",
     ("vllm", "batch_size"): "all prompts at once",
     ("vllm", "max_model_len"): "the model's",
+    ("openai", "served_model"): "the --model directory as given, the name `vllm serve DIR` gives it",
+    ("openai", "api_key_env"): "no key sent",
 }
 _TUNING_OPTIONS = sorted({name for options in BACKEND_DEFAULTS.values() for name in options})
 
@@ -78,6 +88,28 @@ class GenerationSettings(Settings):
                                         check=at_least(1))
     gpu_memory_utilization: float | None = setting(
         None, help=_backend_help("gpu_memory_utilization", "share of GPU memory for the engine"), check=_share)
+    base_url: str | None = setting(None, help=_backend_help(
+        "base_url", "the server's OpenAI API root; requests go to BASE_URL/completions"), affects_output=False)
+    served_model: str | None = setting(None, help=_backend_help(
+        "served_model", "the model name the server knows (the requests' model field)"))
+    api_key_env: str | None = setting(None, help=_backend_help(
+        "api_key_env", "environment variable holding the API key (sent as a Bearer token)"), affects_output=False)
+    concurrency: int | None = setting(None, help=_backend_help("concurrency", "requests in flight at once"),
+                                      check=at_least(1), affects_output=False)
+    max_retries: int | None = setting(None, help=_backend_help(
+        "max_retries", "retries of a request after a connection error, timeout, HTTP 429 or 5xx"),
+        check=at_least(0), affects_output=False)
+    retry_backoff: float | None = setting(None, help=_backend_help(
+        "retry_backoff", "seconds before the first retry, doubled for each next one"), check=at_least(0),
+        affects_output=False)
+    request_timeout: float | None = setting(None, help=_backend_help(
+        "request_timeout", "seconds a request may take"), check=positive, affects_output=False)
+    prompt_format: str | None = setting(None, help=_backend_help(
+        "prompt_format", "send the prompt as text (the server tokenizes it) or as token ids"),
+        choices=PROMPT_FORMATS)
+    per_sample_requests: bool | None = setting(None, help=_backend_help(
+        "per_sample_requests", "one request per sample, seeded from (seed, problem_id, sample index), "
+        "instead of one request with n per prompt: for servers that ignore n (transformers serve)"))
 
     def backend_options(self) -> dict:
         """The ``load_backend`` options: the set tuning options the chosen backend takes (a
