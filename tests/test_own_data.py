@@ -25,8 +25,8 @@ datasets:
     path: my_problems.jsonl
     columns: {{problem: question, answer: final, id: uid}}
     license: CC0-1.0
-  my_test:  # CSV, the gold after '####', no id column
-    path: my_test.csv
+  my_test:  # JSONL too, the gold after '####', no id column
+    path: my_test.jsonl
     columns: {{problem: prompt, answer: worked_solution}}
     answer_rule: gsm8k
 
@@ -107,15 +107,17 @@ evaluations:
 def write_own_data(workdir):
     """Ten training problems as JSONL under other column names (those the warmed-up model
     was trained on, so that its samples mix correct and incorrect answers), and four test
-    problems as CSV with GSM8K-style worked solutions."""
+    problems as JSONL with GSM8K-style worked solutions (the other file types:
+    tests/test_declared_data.py)."""
     spec = yaml.safe_load(E2E_CONFIG.read_text())["pools"]["e2e"]
     train, _ = build_pool(spec, REPO / "data", seed=0)
     with open(workdir / "my_problems.jsonl", "w") as out:
         for i, row in enumerate(train.itertuples()):
             out.write(json.dumps({"uid": f"q{i:02d}", "question": row.problem, "final": int(row.answer)}) + "\n")
     test = load_source("synthetic_arith_test", REPO / "data").head(4)
-    pd.DataFrame({"prompt": test["problem"], "worked_solution": [f"Work it out.\n#### {a}" for a in test["answer"]]}
-                 ).to_csv(workdir / "my_test.csv", index=False)
+    with open(workdir / "my_test.jsonl", "w") as out:
+        for row in test.itertuples():
+            out.write(json.dumps({"prompt": row.problem, "worked_solution": f"Work it out.\n#### {row.answer}"}) + "\n")
     return train, test
 
 
