@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from trajfusion.io import InputError
+from trajfusion.report.tables import page_header
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,7 @@ def cost_table(jobs: pd.DataFrame) -> pd.DataFrame:
 
 
 def render_markdown(table: pd.DataFrame, caveat: str | None) -> str:
-    lines = ["# Cost per stage", ""]
-    if caveat:
-        lines += [f"> **{caveat}**", ""]
+    lines = page_header("Cost per stage", caveat)
     lines += ["Summed over the jobs of this run from Snakemake's `benchmark:` files; GPU-hours are wall hours "
               "times the GPUs each job requested. Wall time is the sum over jobs, not the elapsed time of a "
               "parallel run.", "",

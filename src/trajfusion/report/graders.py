@@ -16,6 +16,7 @@ import pandas as pd
 
 from trajfusion.contracts import VERDICTS, read
 from trajfusion.io import write_text
+from trajfusion.report.tables import page_header
 from trajfusion.vocabulary import GRADERS
 
 GRADER_COLUMNS = ("problem_id", "sample_idx", "gold", "answer", "correct", "grader", "other_answer", "other_correct")
@@ -71,9 +72,7 @@ def _verdict(correct: bool) -> str:
 
 
 def render_markdown(runs: list[tuple[dict, pd.DataFrame]], caveat: str | None) -> str:
-    lines = ["# Grader parity", ""]
-    if caveat:
-        lines += [f"> **{caveat}**", ""]
+    lines = page_header("Grader parity", caveat)
     lines += ["Every response is graded by both graders: the run's choice (`grader`, whose verdicts all other "
               "tables use) and the other one. Accuracy is over all samples (avg@k), in percent; Δ is the other "
               "grader's minus the run's.", "",

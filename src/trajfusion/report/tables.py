@@ -614,11 +614,13 @@ def _latex_symbols(latex: str) -> str:
     return latex
 
 
+def page_header(title: str, caveat: str | None) -> list[str]:
+    """The first lines of every report page: its title and, on a smoke test, the caveat."""
+    return [f"# {title}", "", *([f"> **{caveat}**", ""] if caveat else [])]
+
+
 def render_markdown(table: Table, caveat: str | None) -> str:
-    parts = [f"# {table.title}", ""]
-    if caveat:
-        parts += [f"> **{caveat}**", ""]
-    parts += [table.caption, ""]
+    parts = [*page_header(table.title, caveat), table.caption, ""]
     body = table.display.to_markdown(index=False, disable_numparse=True) if len(table.display) else "_No rows._"
     parts += [body, ""]
     parts += [f"- {note}" for note in table.notes]
