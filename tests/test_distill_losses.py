@@ -67,7 +67,7 @@ def test_trl_kernel_agrees_with_logits_and_uses_the_shared_part():
     hidden_t = torch.randn(5, 3, generator=generator)
     weight_s = torch.randn(9, 4, generator=generator, requires_grad=True)  # 7 shared rows + 2 padding
     weight_t = torch.randn(8, 3, generator=generator)  # 7 shared rows + 1 padding
-    kernel = losses.reverse_kl_from_hidden(hidden_s, weight_s, hidden_t, weight_t, vocab_size=7)
+    kernel, _entropy = losses.reverse_kl_from_hidden(hidden_s, weight_s, hidden_t, weight_t, vocab_size=7)
     direct = losses.reverse_kl((hidden_s @ weight_s[:7].T)[None], (hidden_t @ weight_t[:7].T)[None])[0]
     assert kernel.tolist() == pytest.approx(direct.tolist(), abs=1e-5)
     scale = torch.arange(1.0, 6.0)

@@ -4,9 +4,11 @@ near-future guidance; see related-topd-summary.txt).
 
 Modules: ``settings`` (``LossSettings``, ``DistillSettings``), ``losses`` (the per-token
 reverse KL, the near-future statistic, the methods' weights and the diagnostics: pure
-functions on tensors), ``vocab`` (the shared-tokenizer check).
+functions on tensors), ``vocab`` (the shared-tokenizer check), ``trainer`` (the run on TRL's
+``DistillationTrainer``), ``cli`` (the command).
 """
 
+from trajfusion.distill.cli import register
 from trajfusion.distill.settings import METHODS, DistillSettings, LossSettings
 
-__all__ = ["METHODS", "DistillSettings", "LossSettings"]
+__all__ = ["METHODS", "DistillSettings", "LossSettings", "register"]

@@ -63,11 +63,12 @@ def shared_logits(logits: torch.Tensor, vocab_size: int) -> torch.Tensor:
 
 def reverse_kl_from_hidden(student_hidden: torch.Tensor, student_weight: torch.Tensor,
                            teacher_hidden: torch.Tensor, teacher_weight: torch.Tensor, vocab_size: int,
-                           temperature: float = 1.0, student_bias=None, teacher_bias=None) -> torch.Tensor:
+                           temperature: float = 1.0, student_bias=None,
+                           teacher_bias=None) -> tuple[torch.Tensor, torch.Tensor]:
     """``reverse_kl`` of the logits ``hidden @ weight[:vocab_size].T`` (+ bias), through TRL's
     ``ChunkedDivergenceFunction`` (beta = 1: reverse KL), which never materializes the logits.
-    Hidden states are (N, H_student) and (N, H_teacher); returns (N,) with gradients to the
-    student's hidden states and head."""
+    Hidden states are (N, H_student) and (N, H_teacher); returns the (N,) divergence, with
+    gradients to the student's hidden states and head, and the (N,) student entropy."""
     from trl.kernels.chunked_divergence import ChunkedDivergenceFunction
 
     def head(weight, bias):
@@ -75,9 +76,8 @@ def reverse_kl_from_hidden(student_hidden: torch.Tensor, student_weight: torch.T
 
     s_weight, s_bias = head(student_weight, student_bias)
     t_weight, t_bias = head(teacher_weight, teacher_bias)
-    divergence, _entropy = ChunkedDivergenceFunction.apply(student_hidden, s_weight, s_bias, teacher_hidden,
-                                                           t_weight, t_bias, 1.0, temperature)
-    return divergence
+    return ChunkedDivergenceFunction.apply(student_hidden, s_weight, s_bias, teacher_hidden, t_weight, t_bias, 1.0,
+                                           temperature)
 
 
 # -- the near-future statistic ------------------------------------------------------------

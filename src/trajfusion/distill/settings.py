@@ -52,9 +52,6 @@ class DistillSettings(LossSettings):
     max_steps: int = setting(100, help="optimizer steps", check=positive)
     per_device_batch_size: int = setting(4, help="completions per device and micro-batch", check=positive)
     grad_accum: int = setting(1, help="gradient accumulation steps", check=positive)
-    num_generations: int = setting(1, help="completions sampled per problem", check=positive)
-    max_prompt_length: int = setting(1024, help="prompt tokens kept (longer prompts lose their start)",
-                                     check=positive)
     max_completion_length: int = setting(1024, help="tokens the student samples per completion", check=positive)
     temperature: float = setting(1.0, help="student sampling temperature (also the divergence's softmax "
                                  "temperature, as in TRL)", check=positive)
