@@ -70,6 +70,19 @@ def test_an_extra_special_token_is_refused(tiny_model_dir, tmp_path):
         shared_vocab_size(tmp_path / "extra", tiny_model_dir)
 
 
+def test_another_eos_name_of_the_same_vocabulary_is_accepted(tiny_model_dir, tmp_path):
+    """A base model and its instruct version often name different end tokens (e.g. Qwen2.5's
+    <|endoftext|> and <|im_end|>); the ids map alike, so the pair is accepted."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    other_eos = next(token for token in tokenizer.all_special_tokens if token != tokenizer.eos_token)
+    tokenizer.eos_token = other_eos
+    tokenizer.save_pretrained(tmp_path / "eos")
+    assert AutoTokenizer.from_pretrained(tmp_path / "eos").eos_token == other_eos
+    assert shared_vocab_size(tmp_path / "eos", tiny_model_dir) == len(tokenizer)
+
+
 def test_no_tokenizer_is_an_input_error(tiny_model_dir, tmp_path):
     with pytest.raises(InputError, match="--teacher: cannot load a tokenizer"):
         shared_vocab_size(tiny_model_dir, tmp_path)
