@@ -20,6 +20,7 @@ rule distill_run:
     threads: config["distillation"]["resources"]["cpus_per_task"]
     resources:
         **config["distillation"]["resources"],
+        gpu=config["distillation"]["num_gpus"],
     params:
         settings=distill_settings,
         out_dir=lambda w, output: os.path.dirname(output.final),

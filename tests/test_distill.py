@@ -116,6 +116,8 @@ def test_opd_filter_leaves_tokens_out(runs):
 def test_same_settings_give_identical_diagnostics(runs, tiny_model_dir, teacher_dir, pool, tmp_path):
     assert distill(tiny_model_dir, teacher_dir, pool, tmp_path / "again", "topd") == 0
     assert (tmp_path / "again" / DIAGNOSTICS_NAME).read_bytes() == (runs / "topd" / DIAGNOSTICS_NAME).read_bytes()
+    weights = [(root / FINAL_DIR / "model.safetensors").read_bytes() for root in (tmp_path / "again", runs / "topd")]
+    assert weights[0] == weights[1]
 
 
 def test_padded_teacher_embeddings_use_the_shared_part(tiny_model_dir, padded_teacher_dir, pool, tmp_path, runs):
@@ -123,6 +125,17 @@ def test_padded_teacher_embeddings_use_the_shared_part(tiny_model_dir, padded_te
     # the padding rows change nothing: the same divergences as with the unpadded teacher
     padded, plain = records(tmp_path / "padded"), records(runs / "opd")[:2]
     assert [r["loss"] for r in padded] == pytest.approx([r["loss"] for r in plain], rel=1e-5)
+
+
+def test_a_teacher_with_softcapped_logits_is_refused(teacher_dir, tiny_model_dir, pool, tmp_path, capsys):
+    import shutil
+
+    capped = tmp_path / "capped"
+    shutil.copytree(teacher_dir, capped)
+    config = json.loads((capped / "config.json").read_text())
+    (capped / "config.json").write_text(json.dumps({**config, "logit_scale": 0.5}))
+    assert distill(tiny_model_dir, capped, pool, tmp_path / "out", "opd") == EXIT_INPUT_ERROR
+    assert "transforms its logits (logit_scale)" in capsys.readouterr().err
 
 
 def test_a_teacher_with_another_tokenizer_is_refused(tiny_model_dir, pool, tmp_path, capsys):

@@ -176,7 +176,14 @@ def load_pool_prompts(pool_path: str, template_name: str, tokenizer):
     return Dataset.from_dict({"prompt": [template.render_prompt(p, tokenizer) for p in table["problem"]]})
 
 
-def load_causal_lm(path: str):
+# Logit transforms TRL's own loss applies and this stage's does not (it would compare other distributions).
+LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier",
+                    "logits_scaling")
+
+
+def load_causal_lm(path: str, role: str, dtype: str = "fp32"):
+    """A student (fp32 master weights; bf16 trains under autocast) or a teacher (no gradient:
+    bf16 weights under --precision bf16)."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -184,7 +191,13 @@ def load_causal_lm(path: str):
 
     if Path(path).is_dir():
         check_model_dir(path)
-    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if dtype == "bf16" else torch.float32)
+    config = model.config.get_text_config()
+    used = [name for name in LOGIT_TRANSFORMS if getattr(config, name, None) not in (None, 1, 1.0)]
+    if used:
+        raise InputError(f"--{role} {path}: the model transforms its logits ({', '.join(used)}), which the "
+                         "distillation loss does not apply; only plain lm_head logits are supported")
+    return model
 
 
 def build_trainer(job: DistillJob, vocab_size: int):
@@ -199,7 +212,9 @@ def build_trainer(job: DistillJob, vocab_size: int):
     tokenizer = AutoTokenizer.from_pretrained(job.student, padding_side="left")
     dataset = load_pool_prompts(job.pool, settings.template, tokenizer)
     trainer_class = _trainer_class()
-    return trainer_class(model=load_causal_lm(job.student), teacher_model=load_causal_lm(job.teacher),
+    student = load_causal_lm(job.student, "student")
+    teacher = load_causal_lm(job.teacher, "teacher", settings.precision)
+    return trainer_class(model=student, teacher_model=teacher,
                          args=build_config(settings, trainer_dir), train_dataset=dataset,
                          processing_class=tokenizer, loss_settings=settings.loss_settings(),
                          vocab_size=vocab_size, repeat_batch=settings.repeat_batch, diagnostics_file=live_log)
