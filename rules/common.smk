@@ -13,8 +13,10 @@ from snakemake.utils import validate
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from trajfusion.plan import (
+    BASE_STUDENT,
     COST,
     PATHS,
+    DistillRun,
     Plan,
     backbone_template,
     baseline_model,
@@ -142,6 +144,14 @@ def check_references(cfg):
                 f"experiments.{name}.checkpoint_benchmarks",
                 f"training profile {exp['training_profile']!r} defines no checkpoints",
             )
+        students = exp.get("distillation", {}).get("students", [])
+        for i, student in enumerate(students):
+            if student != BASE_STUDENT and student not in exp["variants"]:
+                _fail(
+                    f"experiments.{name}.distillation.students[{i}]",
+                    f"{student!r} is neither {BASE_STUDENT!r} nor one of the experiment's variants "
+                    f"{exp['variants']}",
+                )
     for name, baseline in cfg["baselines"].items():
         for key, known in (
             ("backbone", cfg["backbones"]),
@@ -328,6 +338,7 @@ STAGE_CODE = {
     "verify": ["verify"],
     "fuse": ["fuse", "phrases"],
     "train": ["train", "model", "templates"],
+    "distill": ["distill", "train", "templates"],
     "evaluate": ["evaluate", "sample", "verify", "templates", "phrases"],
     "report": ["report"],
     "export": ["export", "templates"],

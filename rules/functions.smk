@@ -6,6 +6,7 @@ import shlex
 import subprocess
 
 from trajfusion.data.settings import BenchmarkSettings, PoolSettings
+from trajfusion.distill.settings import METHODS, DistillSettings
 from trajfusion.evaluate.settings import EvaluateSettings
 from trajfusion.export.formats import DATASET_INFO_FORMATS, FORMATS
 from trajfusion.export.settings import ExportSettings
@@ -267,6 +268,36 @@ def training_outputs(profile):
         )
         for name in checkpoints
     }
+
+
+def distill_inputs(w):
+    """The student (the backbone's model, or the SFT run's final checkpoint), the teacher's
+    model, the pool and the templates resource."""
+    run = DistillRun(**w)
+    if run.sft_run is None:
+        student = path("model", model=config["backbones"][w.backbone]["model"])
+    else:
+        student = path("checkpoint", **run.sft_run.wildcards(), checkpoint="final")
+    return {
+        "student": student,
+        "teacher": path("model", model=config["teachers"][w.teacher]["model"]),
+        "pool": path("pool", pool=w.pool),
+        "templates": TEMPLATES,
+    }
+
+
+def distill_settings(w):
+    return settings_json(
+        DistillSettings,
+        config["distillation"],
+        method=w.method,
+        template=backbone_template(config, w.backbone),
+        seed=config["seed"],
+    )
+
+
+def distill_targets():
+    return [path("distilled", **run.wildcards()) for run in PLAN.distill_runs]
 
 
 def export_artifacts(fmt):

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from trajfusion.data.settings import BenchmarkSettings
+from trajfusion.distill.settings import DistillSettings
 from trajfusion.evaluate.settings import EvaluateSettings
 from trajfusion.export.settings import ExportSettings
 from trajfusion.fuse.settings import FuseSettings
@@ -40,6 +41,7 @@ CASES = [
     (("properties", "evaluation"), EvaluateSettings),
     (("properties", "report"), ReportSettings),
     (("properties", "export"), ExportSettings),
+    (("properties", "distillation"), DistillSettings),
 ]
 
 # Schema properties named like a settings field that are not that setting, each with the reason.

@@ -26,6 +26,8 @@ LOGS = f"{RESULTS}/logs"
 COST = f"{RESULTS}/cost"
 
 _RUN = "{backbone}/{teacher}/{pool}/{profile}/{variant}"
+# A distillation run: the student (`base` or the experiment's SFT variant, under its profile) and the method.
+_DISTILL = "{backbone}/{teacher}/{pool}/{profile}/{student}/{method}"
 # One folder per exported file: a dataset card (README.md) describes one file, as on the Hugging Face Hub.
 _EXPORT = f"{RESULTS}/export/{{teacher}}/{{pool}}/{{variant}}/{{template}}/{{format}}"
 
@@ -44,6 +46,8 @@ PATHS = {
     "run": f"{RESULTS}/train/{_RUN}",
     "checkpoint": f"{RESULTS}/train/{_RUN}/{{checkpoint}}",
     "train_meta": f"{RESULTS}/train/{_RUN}/final/train_meta.json",
+    "distilled": f"{RESULTS}/distill/{_DISTILL}/final",
+    "distill_diagnostics": f"{RESULTS}/distill/{_DISTILL}/diagnostics.jsonl",
     "eval": f"{RESULTS}/eval/{_RUN}/{{checkpoint}}/{{bench}}.parquet",
     "baseline_eval": f"{RESULTS}/eval/baseline/{{baseline}}/{{bench}}.parquet",
     "model_eval": f"{RESULTS}/eval/models/{{evaluation}}/{{bench}}.parquet",
@@ -64,6 +68,7 @@ JOBS = {
     "calibrate_alpha": "calibrate_alpha/{teacher}/{pool}/{variant}",
     "fuse": "fuse/{teacher}/{pool}/{variant}",
     "train": f"train/{_RUN}",
+    "distill": f"distill/{_DISTILL}",
     "evaluate": f"evaluate/{_RUN}/{{checkpoint}}/{{bench}}",
     "evaluate_baseline": "evaluate/baseline/{baseline}/{bench}",
     "evaluate_model": "evaluate/models/{evaluation}/{bench}",
@@ -129,6 +134,32 @@ class Run:
 
     def wildcards(self) -> dict:
         return asdict(self)
+
+
+BASE_STUDENT = "base"  # a distillation student that starts from the backbone's own model
+
+
+@dataclass(frozen=True)
+class DistillRun:
+    """One distillation run: the experiment's teacher into a student on the experiment's pool.
+    ``student`` is ``base`` (the backbone's model) or a variant of the experiment, whose SFT
+    run's final checkpoint the student starts from."""
+
+    backbone: str
+    teacher: str
+    pool: str
+    profile: str
+    student: str
+    method: str
+
+    def wildcards(self) -> dict:
+        return asdict(self)
+
+    @property
+    def sft_run(self) -> Run | None:
+        if self.student == BASE_STUDENT:
+            return None
+        return Run(self.backbone, self.teacher, self.pool, self.profile, self.student)
 
 
 @dataclass(frozen=True)
@@ -259,6 +290,16 @@ class Plan:
     @property
     def runs(self) -> list[Run]:
         return _distinct(e.run for e in self.evaluations)
+
+    @property
+    def distill_runs(self) -> list[DistillRun]:
+        """Every distillation run the experiments' ``distillation`` entries ask for (each backbone
+        x student x method), each once; not part of ``all`` (``snakemake distill``)."""
+        return _distinct(DistillRun(backbone, exp["teacher"], exp["pool"], exp["training_profile"], student, method)
+                         for exp in self.config["experiments"].values() if exp.get("distillation")
+                         for backbone in exp["backbones"]
+                         for student in exp["distillation"]["students"]
+                         for method in exp["distillation"]["methods"])
 
     @property
     def evaluation_jobs(self) -> list[Evaluation]:
