@@ -19,6 +19,7 @@ from trajfusion.evaluate.settings import EvaluateSettings
 from trajfusion.export.settings import ExportSettings
 from trajfusion.fuse.settings import FuseSettings
 from trajfusion.report.settings import ReportSettings
+from trajfusion.rl.settings import GRPOSettings
 from trajfusion.sample.settings import SampleSettings
 from trajfusion.settings import Settings
 from trajfusion.train.settings import TrainSettings
@@ -40,6 +41,7 @@ CASES = [
     (("properties", "evaluation"), EvaluateSettings),
     (("properties", "report"), ReportSettings),
     (("properties", "export"), ExportSettings),
+    (("properties", "rl"), GRPOSettings),
 ]
 
 # Schema properties named like a settings field that are not that setting, each with the reason.

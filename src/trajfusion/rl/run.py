@@ -117,6 +117,9 @@ def run_grpo(job: GRPOJob) -> dict:
     """Train as ``job`` says; return the metadata written to final/grpo_meta.json."""
     from trajfusion.train.progress import save_model_atomically
 
+    if job.settings.num_gpus > 1:
+        raise InputError(f"--num-gpus {job.settings.num_gpus}: trajfusion grpo trains in one process; the "
+                         "multi-GPU (accelerate/DeepSpeed) launch is not wired in yet")
     wall_start = time.perf_counter()
     trainer = build_trainer(job)
     output = trainer.train()
