@@ -96,6 +96,7 @@ def build_trainer(job: GRPOJob):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     rows = load_prompts(job.pool, settings.template, tokenizer)
+    # max_length 1: the train stage's window check does not apply (rollouts are bounded by TRL).
     model = load_model(job.model, None, 1, settings.attn_implementation)
     tapo, constructor = None, None
     if settings.mode == "tapo":

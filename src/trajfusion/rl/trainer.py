@@ -26,7 +26,8 @@ internals (``tests/test_rl.py::test_trl_internals_tapo_relies_on`` fails if they
   dropping a remainder, so TAPO mode sets ``steps_per_generation=1``: the appended rows always
   stay in the micro-batch they were built for.
 
-The constructed trajectory's reward comes from the same verifier as the rollouts'; its
+The constructed trajectory's reward comes from the same verifier as the rollouts' (the first
+reward function's ``score``, a ``trajfusion.rl.reward.VerifierReward``); its
 advantage is decoupled (``trajfusion.rl.advantages``). The original rollouts' advantages are
 TRL's, untouched. TAPO mode needs whole groups on each process (``per_device_batch_size`` a
 multiple of ``num_generations``, checked by the settings).
@@ -92,6 +93,9 @@ class TAPOGRPOTrainer(GRPOTrainer):
         super().__init__(*args, **kwargs)
         if tapo is not None and constructor is None:
             raise ValueError("TAPO mode needs a constructor")
+        if tapo is not None and not hasattr(self.reward_funcs[0], "score"):
+            raise ValueError("TAPO mode scores constructed trajectories with reward_funcs[0].score "
+                             "(trajfusion.rl.reward.VerifierReward)")
         if tapo is not None and self.args.steps_per_generation != 1:
             raise ValueError("TAPO mode needs steps_per_generation=1 (see trajfusion.rl.trainer)")
         self.tapo = tapo
@@ -132,7 +136,7 @@ class TAPOGRPOTrainer(GRPOTrainer):
         built = [item for g in candidates if (item := self._construct(g, inputs, completions, group_rewards))]
         self._train_metric("tapo/candidates", float(len(candidates)))
         self._train_metric("tapo/constructed", float(len(built)))
-        extra_tokens = torch.zeros((), device=output["completion_ids"].device)
+        extra_tokens = torch.zeros(1, device=output["completion_ids"].device)  # 1-d: gather concatenates
         if built:
             output, extra_tokens = self._append(output, built, group_rewards)
         output["num_items_in_batch"] = output["num_items_in_batch"] + self.accelerator.gather(extra_tokens).sum()
@@ -209,7 +213,7 @@ class TAPOGRPOTrainer(GRPOTrainer):
             out["importance_sampling_ratio"] = torch.cat([ratio if ratio.shape[1] == 1 else
                                                           _pad_to(ratio, width, 0.0), ones.to(ratio.dtype)])
         self._record(built, group_rewards, constructed_rewards, advantages, new_mask, trained)
-        return out, trained.sum().to(torch.float32)
+        return out, trained.sum().to(torch.float32).reshape(1)
 
     def _reference_logps(self, prompt_ids, prompt_mask, new_ids, new_mask) -> torch.Tensor:
         if self.ref_model is None:
