@@ -126,6 +126,26 @@ def test_bad_settings(values, message):
         GRPOSettings.from_dict({"template": "chat", "seed": 0, **values})
 
 
+def test_verifier_reward_is_one_for_a_verified_answer_only():
+    from trajfusion.rl.reward import VerifierReward
+
+    reward = VerifierReward(workers=1, timeout=5.0)
+    completions = ["So x = \\boxed{\\frac{1}{2}}.", "The answer is 0.5", "The answer is \\boxed{2}.", "no idea",
+                   [{"role": "assistant", "content": "\\boxed{1/2}"}]]
+    got = reward(prompts=[""] * 5, completions=completions, problem_id=["p"] * 5, answer=["\\frac12"] * 5,
+                 answer_type=[None] * 5)
+    assert got == [1.0, 1.0, 0.0, 0.0, 1.0]
+
+
+def test_several_gpus_are_refused_before_loading_a_model(tmp_path):
+    from trajfusion.rl.run import run_grpo
+
+    job = GRPOJob(model="none", pool="none", output_dir=str(tmp_path),
+                  settings=GRPOSettings.from_dict({"template": "chat", "seed": 0, "num_gpus": 8}))
+    with pytest.raises(InputError, match="one process"):
+        run_grpo(job)
+
+
 # -- the TRL internals TAPOGRPOTrainer relies on (trajfusion.rl.trainer's docstring) -----------
 
 def test_trl_internals_tapo_relies_on():
