@@ -28,6 +28,7 @@ include: "rules/verify.smk"
 include: "rules/fuse.smk"
 include: "rules/train.smk"
 include: "rules/distill.smk"
+include: "rules/grpo.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 include: "rules/export.smk"
@@ -37,3 +38,5 @@ rule all:
     default_target: True
     input:
         REPORT_OUTPUTS,
+        # The RL runs' evaluations (rules/grpo.smk); the report does not read them yet.
+        PLAN.rl_eval_paths,

@@ -29,6 +29,9 @@ from trajfusion.plan import (
     log_pattern,
     path,
     profile_settings,
+    rl_checkpoint,
+    rl_run_of,
+    rl_settings,
 )
 
 validate(config, schema=workflow.source_path("../config/schema.yaml"))
@@ -72,7 +75,8 @@ wildcard_constraints:
     variant="[^/]+",
     backbone="[^/]+",
     profile="[^/]+",
-    checkpoint=r"final|ckpt-\d+",
+    checkpoint=r"final|ckpt-\d+|rl-[^/]+",
+    rl_run="[^/]+",
     bench="[^/]+",
     baseline="[^/]+",
     template="[^/]+",
@@ -177,6 +181,33 @@ def check_training_profiles(cfg):
             TrainSettings.from_dict({**settings, "template": "-", "seed": cfg["seed"]})
         except InputError as exc:
             _fail(f"training_profiles.{profile}", str(exc))
+
+
+def check_rl_runs(cfg):
+    """Experiments' RL runs exist and start from one of their variants; each run's settings pass
+    the grpo command's own checks."""
+    from trajfusion.io import InputError
+    from trajfusion.rl.settings import GRPOSettings
+
+    for name, exp in cfg["experiments"].items():
+        for i, rl_run in enumerate(exp["rl_runs"]):
+            if rl_run not in cfg["rl_runs"]:
+                _fail(
+                    f"experiments.{name}.rl_runs[{i}]",
+                    f"unknown RL run {rl_run!r}; known: {sorted(cfg['rl_runs'])}",
+                )
+        if exp["rl_runs"] and exp.get("rl_from") not in exp["variants"]:
+            _fail(
+                f"experiments.{name}.rl_from",
+                f"must name one of the experiment's variants {exp['variants']} (the cold start), "
+                f"got {exp.get('rl_from')!r}",
+            )
+    for rl_run in cfg["rl_runs"]:
+        settings = GRPOSettings.pick(rl_settings(cfg, rl_run))
+        try:
+            GRPOSettings.from_dict({**settings, "template": "-", "seed": cfg["seed"]})
+        except InputError as exc:
+            _fail(f"rl_runs.{rl_run}", str(exc))
 
 
 def check_data_references(cfg):
@@ -324,6 +355,7 @@ check_models(config)
 check_figure1(config)
 PLAN = Plan.from_config(config)
 check_training_profiles(config)
+check_rl_runs(config)
 
 
 # ---- stage code, tracked by content ----------------------------------------------------
@@ -339,6 +371,7 @@ STAGE_CODE = {
     "fuse": ["fuse", "phrases"],
     "train": ["train", "model", "templates"],
     "distill": ["distill", "train", "templates"],
+    "rl": ["rl", "train", "model", "templates", "verify"],
     "evaluate": ["evaluate", "sample", "verify", "templates", "phrases"],
     "report": ["report"],
     "export": ["export", "templates"],

@@ -11,7 +11,7 @@ EVALUATE_COMMAND = (
 
 rule evaluate:
     input:
-        model=PATHS["checkpoint"],
+        model=evaluated_model,
         benchmark=PATHS["benchmark"],
         templates=TEMPLATES,
         phrases=PHRASES,

@@ -13,6 +13,7 @@ from trajfusion.export.settings import ExportSettings
 from trajfusion.fuse.settings import CalibrateSettings, FuseSettings
 from trajfusion.model.settings import ModelSettings
 from trajfusion.report.settings import ReportSettings
+from trajfusion.rl.settings import GRPOSettings
 from trajfusion.sample.backends.options import for_backend
 from trajfusion.sample.settings import MergeSettings, SampleSettings
 from trajfusion.train.settings import TrainSettings
@@ -247,6 +248,35 @@ def train_settings(w, profile):
         template=backbone_template(config, w.backbone),
         seed=config["seed"],
     )
+
+
+def grpo_settings(w, rl_run):
+    return settings_json(
+        GRPOSettings,
+        rl_settings(config, rl_run),
+        template=backbone_template(config, w.backbone),
+        seed=config["seed"],
+    )
+
+
+def grpo_inputs():
+    """The cold start (the SFT run's final model) and the pool it trains on."""
+    return {
+        "model": partly(PATHS["checkpoint"], checkpoint="final"),
+        "pool": PATHS["pool"],
+        "templates": TEMPLATES,
+    }
+
+
+def evaluated_model(w):
+    """The model an evaluation reads: an SFT checkpoint, or an RL run's final model."""
+    rl_run = rl_run_of(w.checkpoint)
+    wildcards = {
+        key: w[key] for key in ("backbone", "teacher", "pool", "profile", "variant")
+    }
+    if rl_run is None:
+        return path("checkpoint", **wildcards, checkpoint=w.checkpoint)
+    return path("rl_final", **wildcards, rl_run=rl_run)
 
 
 def deepspeed_flag(profile):

@@ -57,19 +57,22 @@ def test_paper_config_plans_the_paper_matrix(tmp_path):
     result = dry_run(tmp_path, configfile="paper.yaml")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    # Three (teacher, pool) pairs sampled in 64 shards each.
-    assert counts["sample_shard"] == 3 * 64
-    assert counts["verify"] == 3 and counts["stats"] == 3
+    # Three (teacher, pool) pairs sampled in 64 shards each, and Qwen3-8B on DeepScaleR (GRPO vs TAPO-GRPO).
+    assert counts["sample_shard"] == 4 * 64
+    assert counts["verify"] == 4 and counts["stats"] == 4
     # Table 1 (2 backbones x 2 methods x 2 sizes) + Table 2's five extra variants + Table 3 (2 x 2).
     assert counts["train_base_15k"] == 4 + 5
     assert counts["train_base_100k"] == 4
     assert counts["train_qwen_4k"] == 2 and counts["train_qwen_32k"] == 2
+    # GRPO vs TAPO-GRPO: one cold start (RFT), one run of each RL method from it.
+    assert counts["train_qwen3_cold"] == 1 and counts["grpo_grpo"] == 1 and counts["grpo_tapo_grpo"] == 1
     # Finals: T1 8 runs x 6 benchmarks + T2 5 extra runs x 2 + T3 4 runs x 3;
-    # Figure 3/4 checkpoints: 4 runs x 5 checkpoints x 2 benchmarks.
-    assert counts["evaluate"] == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2
+    # Figure 3/4 checkpoints: 4 runs x 5 checkpoints x 2 benchmarks; the cold start and the two RL
+    # runs on AIME24/25.
+    assert counts["evaluate"] == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2 + 3 * 2
     # Table 1's baselines: ICL of LLaMA3-8B and DeepSeekMath-7B, DeepSeekMath-7B-Instruct, 6 benchmarks each.
     assert counts["evaluate_baseline"] == 3 * 6
-    assert counts["prepare_model"] == 5 + 1  # + deepseek-ai/deepseek-math-7b-instruct
+    assert counts["prepare_model"] == 5 + 1 + 1  # + deepseek-ai/deepseek-math-7b-instruct, Qwen/Qwen3-8B
 
 
 @pytest.mark.parametrize("mutate, key_pattern", [
@@ -253,6 +256,10 @@ def test_every_paper_job_on_slurm_has_its_own_resources(tmp_path):
         if rule.startswith("train_"):
             name = next(p for p in paper["training_profiles"] if rule == "train_" + re.sub(r"[-.]", "_", p))
             expected = {**paper["training"]["resources"], **paper["training_profiles"][name].get("resources", {})}
+            assert rule not in sized_by_profile, f"{rule}: sized by hand in the profile, not from the config"
+        elif rule.startswith("grpo_"):
+            name = next(r for r in paper["rl_runs"] if rule == "grpo_" + re.sub(r"[-.]", "_", r))
+            expected = {**paper["rl"]["resources"], **paper["rl_runs"][name].get("resources", {})}
             assert rule not in sized_by_profile, f"{rule}: sized by hand in the profile, not from the config"
         else:
             assert rule in sized_by_profile, f"{rule}: runs on the SLURM profile's default resources"

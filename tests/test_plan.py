@@ -15,7 +15,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from trajfusion.plan import JOBS, PATHS, Plan, path
+from trajfusion.plan import JOBS, PATHS, Plan, RLRun, Run, path, rl_checkpoint, rl_run_of, rl_settings
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = json.loads((REPO / "tests" / "fixtures" / "plan_baseline.json").read_text())
@@ -29,9 +29,21 @@ def load(relative: str) -> dict:
     return config
 
 
+# Experiments added to a config after the fixture was recorded; their plans are tested on their own.
+AFTER_FIXTURE = {"config/paper.yaml": ("grpo-vs-tapo",)}
+
+
+def load_as_recorded(relative: str) -> dict:
+    """The config without the experiments added after the fixture."""
+    config = load(relative)
+    for name in AFTER_FIXTURE.get(relative, ()):
+        del config["experiments"][name]
+    return config
+
+
 @pytest.fixture(scope="module", params=CONFIGS)
 def plan_and_baseline(request):
-    return Plan.from_config(load(request.param)), BASELINE[request.param]
+    return Plan.from_config(load_as_recorded(request.param)), BASELINE[request.param]
 
 
 def test_runs_pairs_and_fused_datasets_match_the_rules_before_the_plan(plan_and_baseline):
@@ -70,7 +82,7 @@ def test_the_e2e_manifest_is_the_one_the_report_rule_wrote():
 
 
 def test_paper_plan_counts():
-    plan = Plan.from_config(load("config/paper.yaml"))
+    plan = Plan.from_config(load_as_recorded("config/paper.yaml"))
     assert len(plan.runs) == 17 and len(plan.sampling_pairs) == 3 and len(plan.fused_datasets) == 11
     # Finals of Tables 1-3 plus the Figure 3/4 checkpoints (4 runs x 5 checkpoints x 2 benchmarks),
     # plus Table 1's three baselines on its six benchmarks.
@@ -80,6 +92,25 @@ def test_paper_plan_counts():
     assert plan.calibrations == [("qwen25-math-7b-instruct", "p15k", "tf"), ("qwen25-math-7b-instruct", "p100k", "tf"),
                                  ("qwen25-math-7b-instruct", "p15k", "lowdiv"),
                                  ("qwen25-math-7b-instruct", "p15k", "highdiv"), ("r1-distill-qwen-7b", "p100k", "tf")]
+
+
+def test_rl_runs_start_from_the_named_variant_and_are_evaluated_as_checkpoints():
+    config = load("config/paper.yaml")
+    plan = Plan.from_config(config)
+    start = Run("qwen3-8b", "qwen3-8b", "deepscaler-40k", "qwen3-cold", "rft")
+    assert plan.rl_runs == [RLRun(start, "grpo"), RLRun(start, "tapo-grpo")]
+    assert start in plan.runs  # the cold start is trained and evaluated like any SFT run
+    run_dir = "results/eval/qwen3-8b/qwen3-8b/deepscaler-40k/qwen3-cold/rft"
+    assert plan.rl_eval_paths == [f"{run_dir}/rl-{rl}/{bench}.parquet"
+                                  for rl in ("grpo", "tapo-grpo") for bench in ("aime24", "aime25")]
+    assert not set(plan.rl_eval_paths) & set(plan.eval_paths)  # not in the report manifest yet
+    assert rl_run_of(rl_checkpoint("tapo-grpo")) == "tapo-grpo" and rl_run_of("final") is None
+    assert path("rl_final", **RLRun(start, "grpo").wildcards()) == \
+        "results/rl/qwen3-8b/qwen3-8b/deepscaler-40k/qwen3-cold/rft/grpo/final"
+    tapo = rl_settings(config, "tapo-grpo")
+    assert tapo["mode"] == "tapo" and tapo["learning_rate"] == 1.0e-6 and plan.rl_gpus("tapo-grpo") == 8
+    assert plan.rl_resources("grpo") == config["rl"]["resources"]
+    assert Plan.from_config(load("config/config.yaml")).rl_runs == []  # not in the embedded default
 
 
 def test_cost_files_name_every_job_with_its_gpus():

@@ -20,6 +20,7 @@ from trajfusion.evaluate.settings import EvaluateSettings
 from trajfusion.export.settings import ExportSettings
 from trajfusion.fuse.settings import FuseSettings
 from trajfusion.report.settings import ReportSettings
+from trajfusion.rl.settings import GRPOSettings
 from trajfusion.sample.settings import SampleSettings
 from trajfusion.settings import Settings
 from trajfusion.train.settings import TrainSettings
@@ -42,6 +43,7 @@ CASES = [
     (("properties", "report"), ReportSettings),
     (("properties", "export"), ExportSettings),
     (("properties", "distillation"), DistillSettings),
+    (("properties", "rl"), GRPOSettings),
 ]
 
 # Schema properties named like a settings field that are not that setting, each with the reason.

@@ -48,6 +48,9 @@ PATHS = {
     "train_meta": f"{RESULTS}/train/{_RUN}/final/train_meta.json",
     "distilled": f"{RESULTS}/distill/{_DISTILL}/final",
     "distill_diagnostics": f"{RESULTS}/distill/{_DISTILL}/diagnostics.jsonl",
+    # RL from a run's final checkpoint (rules/grpo.smk); evaluated as checkpoint rl-{rl_run}.
+    "rl_run": f"{RESULTS}/rl/{_RUN}/{{rl_run}}",
+    "rl_final": f"{RESULTS}/rl/{_RUN}/{{rl_run}}/final",
     "eval": f"{RESULTS}/eval/{_RUN}/{{checkpoint}}/{{bench}}.parquet",
     "baseline_eval": f"{RESULTS}/eval/baseline/{{baseline}}/{{bench}}.parquet",
     "model_eval": f"{RESULTS}/eval/models/{{evaluation}}/{{bench}}.parquet",
@@ -69,6 +72,7 @@ JOBS = {
     "fuse": "fuse/{teacher}/{pool}/{variant}",
     "train": f"train/{_RUN}",
     "distill": f"distill/{_DISTILL}",
+    "grpo": f"grpo/{_RUN}/{{rl_run}}",
     "evaluate": f"evaluate/{_RUN}/{{checkpoint}}/{{bench}}",
     "evaluate_baseline": "evaluate/baseline/{baseline}/{bench}",
     "evaluate_model": "evaluate/models/{evaluation}/{bench}",
@@ -117,6 +121,26 @@ def generation_env(spec: dict) -> str:
     return f"../envs/{BACKEND_ENVS[spec['backend']]}.yaml"
 
 
+# An RL run's model is evaluated as checkpoint `rl-{rl_run}` of the SFT run it starts from.
+RL_CHECKPOINT_PREFIX = "rl-"
+
+
+def rl_checkpoint(rl_run: str) -> str:
+    return f"{RL_CHECKPOINT_PREFIX}{rl_run}"
+
+
+def rl_run_of(checkpoint: str) -> str | None:
+    """The RL run a checkpoint name stands for (None: an SFT checkpoint)."""
+    return checkpoint[len(RL_CHECKPOINT_PREFIX):] if checkpoint.startswith(RL_CHECKPOINT_PREFIX) else None
+
+
+def rl_settings(config: dict, rl_run: str) -> dict:
+    """An RL run's settings: the ``rl`` block overridden by the run's own (resources key by key)."""
+    own = config["rl_runs"][rl_run]
+    resources = {**config["rl"]["resources"], **own.get("resources", {})}
+    return {**config["rl"], **own, "resources": resources}
+
+
 def profile_settings(config: dict, profile: str) -> dict:
     """A training profile's settings: the ``training`` block overridden by the profile's own."""
     return {**config["training"], **config["training_profiles"][profile]}
@@ -160,6 +184,17 @@ class DistillRun:
         if self.student == BASE_STUDENT:
             return None
         return Run(self.backbone, self.teacher, self.pool, self.profile, self.student)
+
+
+@dataclass(frozen=True)
+class RLRun:
+    """One RL run (``rl_runs`` entry) from the final checkpoint of an SFT run (the cold start)."""
+
+    start: Run
+    rl_run: str
+
+    def wildcards(self) -> dict:
+        return {**self.start.wildcards(), "rl_run": self.rl_run}
 
 
 @dataclass(frozen=True)
@@ -266,10 +301,12 @@ class Plan:
     evaluations: tuple[Evaluation, ...]
     baseline_evaluations: tuple[BaselineEvaluation, ...] = ()
     model_evaluations: tuple[ModelEvaluation, ...] = ()
+    # The RL runs' evaluations (checkpoint rl-{rl_run}); not in the report manifest yet.
+    rl_evaluations: tuple[Evaluation, ...] = ()
 
     @classmethod
     def from_config(cls, config: dict) -> Plan:
-        evaluations = []
+        evaluations, rl_evaluations = [], []
         for name, exp in config["experiments"].items():
             checkpoints = profile_settings(config, exp["training_profile"])["checkpoints"]
             points = [("final", None, exp["benchmarks"])]
@@ -279,11 +316,15 @@ class Plan:
                     run = Run(backbone, exp["teacher"], exp["pool"], exp["training_profile"], variant)
                     evaluations += [Evaluation(name, run, checkpoint, seen, bench)
                                     for checkpoint, seen, benches in points for bench in benches]
+            for backbone in exp["backbones"] if exp["rl_runs"] else ():
+                start = Run(backbone, exp["teacher"], exp["pool"], exp["training_profile"], exp["rl_from"])
+                rl_evaluations += [Evaluation(name, start, rl_checkpoint(rl_run), None, bench)
+                                   for rl_run in exp["rl_runs"] for bench in exp["benchmarks"]]
         baselines = [BaselineEvaluation(name, bench) for name, spec in config["baselines"].items()
                      for bench in spec["benchmarks"]]
         models = [ModelEvaluation(name, bench) for name, spec in config["evaluations"].items()
                   for bench in spec["benchmarks"]]
-        return cls(config, tuple(evaluations), tuple(baselines), tuple(models))
+        return cls(config, tuple(evaluations), tuple(baselines), tuple(models), tuple(rl_evaluations))
 
     # ---- the distinct jobs -----------------------------------------------------------
 
@@ -300,6 +341,21 @@ class Plan:
                          for backbone in exp["backbones"]
                          for student in exp["distillation"]["students"]
                          for method in exp["distillation"]["methods"])
+
+    @property
+    def rl_runs(self) -> list[RLRun]:
+        return _distinct(RLRun(e.run, rl_run_of(e.checkpoint)) for e in self.rl_evaluations)
+
+    @property
+    def rl_eval_paths(self) -> list[str]:
+        """The RL runs' verdict tables (targets of `rule all`; the report does not read them yet)."""
+        return _distinct(e.path for e in self.rl_evaluations)
+
+    def rl_gpus(self, rl_run: str) -> int:
+        return rl_settings(self.config, rl_run)["num_gpus"]
+
+    def rl_resources(self, rl_run: str) -> dict:
+        return rl_settings(self.config, rl_run)["resources"]
 
     @property
     def evaluation_jobs(self) -> list[Evaluation]:
