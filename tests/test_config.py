@@ -82,6 +82,7 @@ def test_paper_config_plans_the_paper_matrix(tmp_path):
     (lambda c: c["sampling"].__setitem__("k", 0), r"\bk\b"),
     (lambda c: c["sampling"].__setitem__("top_p", 0), r"top_p"),
     (lambda c: c["report"].__setitem__("figure1_sources", ["deepmth_103k"]), r"figure1_sources"),
+    (lambda c: c["experiments"]["table1"].__setitem__("reflection_metrics", {"pass_k": [0]}), r"pass_k"),
 ])
 def test_schema_rejects_bad_values_naming_the_key(tmp_path, mutate, key_pattern):
     config = copy.deepcopy(load("config.yaml"))
@@ -108,6 +109,9 @@ def test_schema_rejects_bad_values_naming_the_key(tmp_path, mutate, key_pattern)
      "baselines.icl-smollm2-135m.backbone"),
     (lambda c: c["baselines"]["icl-smollm2-135m"].__setitem__("model", "gpt"), "baselines.icl-smollm2-135m.model"),
     (lambda c: c["models"]["smollm2-135m"].__setitem__("cache", "copy"), "models.smollm2-135m"),
+    # Pass@2 on benchmarks that draw one sample per problem
+    (lambda c: c["experiments"]["table1"].__setitem__("reflection_metrics", {"pass_k": [1, 2]}),
+     "experiments.table1.reflection_metrics.pass_k[1]"),
 ])
 def test_cross_references_are_checked_before_any_job(tmp_path, mutate, key):
     config = copy.deepcopy(load("config.yaml"))
