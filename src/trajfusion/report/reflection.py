@@ -29,10 +29,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from trajfusion.contracts import VERDICTS, read
+from trajfusion.contracts import VERDICTS, read, reflection_table
 from trajfusion.io import InputError
 from trajfusion.reflection_tags import has_analysis
+from trajfusion.report.build import bootstrap_seed
 from trajfusion.report.metrics import Estimate, bootstrap_means, pass_at_k_estimate, percentile_interval
+from trajfusion.report.tables import LONG_COLUMNS, METHOD_LABELS, REPRODUCED, Table, fmt_estimate
 
 REFLECTION_COLUMNS = ("problem_id", "sample_idx", "response", "correct", "n_reflections")
 RATE_NAMES = ("reflective", "dsr")
@@ -111,10 +113,6 @@ def reflection_table_runs(results: list, experiment: str) -> list:
 def build_reflection_table(experiment: str, pass_k, results: list, n_resamples: int, seed: int):
     """``reflection-<experiment>``: one row per run x benchmark with the share of responses with
     a reflection, DSR, ERR and Pass@k, each with its 95% interval (percent)."""
-    from trajfusion.contracts import reflection_table
-    from trajfusion.report.build import bootstrap_seed
-    from trajfusion.report.tables import LONG_COLUMNS, METHOD_LABELS, REPRODUCED, Table, fmt_estimate
-
     pass_k = tuple(pass_k)
     metrics = [*RATE_NAMES, "err", *pass_k_names(pass_k)]
     display, long, cache = [], [], {}
