@@ -348,11 +348,28 @@ def check_figure1(cfg):
                 )
 
 
+def check_reflection_metrics(cfg):
+    """Each Pass@k of an experiment's reflection metrics has at least k samples per problem on
+    every benchmark of the experiment (evaluation.samples)."""
+    samples = cfg["evaluation"]["samples"]
+    for name, exp in cfg["experiments"].items():
+        for i, k in enumerate((exp.get("reflection_metrics") or {}).get("pass_k", [])):
+            for bench in exp["benchmarks"]:
+                n = samples.get(bench, samples["default"])
+                if k > n:
+                    _fail(
+                        f"experiments.{name}.reflection_metrics.pass_k[{i}]",
+                        f"pass@{k} needs at least {k} samples per problem; benchmark {bench!r} draws {n} "
+                        f"(evaluation.samples)",
+                    )
+
+
 check_references(config)
 check_data_references(config)
 check_evaluations(config)
 check_models(config)
 check_figure1(config)
+check_reflection_metrics(config)
 PLAN = Plan.from_config(config)
 check_training_profiles(config)
 check_rl_runs(config)
@@ -373,7 +390,7 @@ STAGE_CODE = {
     "distill": ["distill", "train", "templates"],
     "rl": ["rl", "train", "model", "templates", "verify"],
     "evaluate": ["evaluate", "sample", "verify", "templates", "phrases"],
-    "report": ["report"],
+    "report": ["report", "reflection_tags"],
     "export": ["export", "templates"],
 }
 

@@ -15,6 +15,7 @@ REPORT_OUTPUTS = [
                 "table3",
                 "significance",
                 *PLAN.results_tables(),
+                *PLAN.reflection_tables(),
             )
             for ext in ("md", "csv", "tex")
         ),

@@ -68,8 +68,8 @@ def test_paper_config_plans_the_paper_matrix(tmp_path):
     assert counts["train_qwen3_cold"] == 1 and counts["grpo_grpo"] == 1 and counts["grpo_tapo_grpo"] == 1
     # Finals: T1 8 runs x 6 benchmarks + T2 5 extra runs x 2 + T3 4 runs x 3;
     # Figure 3/4 checkpoints: 4 runs x 5 checkpoints x 2 benchmarks; the cold start and the two RL
-    # runs on AIME24/25.
-    assert counts["evaluate"] == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2 + 3 * 2
+    # runs on AIME24/25 and HMMT25.
+    assert counts["evaluate"] == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2 + 3 * 3
     # Table 1's baselines: ICL of LLaMA3-8B and DeepSeekMath-7B, DeepSeekMath-7B-Instruct, 6 benchmarks each.
     assert counts["evaluate_baseline"] == 3 * 6
     assert counts["prepare_model"] == 5 + 1 + 1  # + deepseek-ai/deepseek-math-7b-instruct, Qwen/Qwen3-8B
@@ -85,6 +85,7 @@ def test_paper_config_plans_the_paper_matrix(tmp_path):
     (lambda c: c["sampling"].__setitem__("k", 0), r"\bk\b"),
     (lambda c: c["sampling"].__setitem__("top_p", 0), r"top_p"),
     (lambda c: c["report"].__setitem__("figure1_sources", ["deepmth_103k"]), r"figure1_sources"),
+    (lambda c: c["experiments"]["table1"].__setitem__("reflection_metrics", {"pass_k": [0]}), r"pass_k"),
 ])
 def test_schema_rejects_bad_values_naming_the_key(tmp_path, mutate, key_pattern):
     config = copy.deepcopy(load("config.yaml"))
@@ -111,6 +112,9 @@ def test_schema_rejects_bad_values_naming_the_key(tmp_path, mutate, key_pattern)
      "baselines.icl-smollm2-135m.backbone"),
     (lambda c: c["baselines"]["icl-smollm2-135m"].__setitem__("model", "gpt"), "baselines.icl-smollm2-135m.model"),
     (lambda c: c["models"]["smollm2-135m"].__setitem__("cache", "copy"), "models.smollm2-135m"),
+    # Pass@2 on benchmarks that draw one sample per problem
+    (lambda c: c["experiments"]["table1"].__setitem__("reflection_metrics", {"pass_k": [1, 2]}),
+     "experiments.table1.reflection_metrics.pass_k[1]"),
 ])
 def test_cross_references_are_checked_before_any_job(tmp_path, mutate, key):
     config = copy.deepcopy(load("config.yaml"))

@@ -26,7 +26,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXPECTED_COUNTS = {
     "gsm8k_train": 7473, "math_train": 7498, "aime_1983_2023": 919, "synthetic_arith": 1000,
     "gsm8k": 1319, "math": 5000, "math500": 500, "college_math": 2818, "deepmind_math": 1000,
-    "olympiadbench": 675, "theoremqa": 747, "aime24": 30, "aime25": 30, "synthetic_arith_test": 500,
+    "olympiadbench": 675, "theoremqa": 747, "aime24": 30, "aime25": 30, "hmmt25": 30,
+    "synthetic_arith_test": 500,
 }
 
 # problem_id -> gold, each checked by hand against the raw file.
@@ -44,6 +45,9 @@ SPOT_CHECKS = {
                        "aime_1983_2023/2023-II-1": "220", "aime_1983_2023/2022-II-8": "80"},
     "aime24": {"aime24/60": "204", "aime24/67": "25", "aime24/85": "80", "aime24/89": "902"},
     "aime25": {"aime25/00": "70", "aime25/01": "588", "aime25/29": "240"},
+    "hmmt25": {"hmmt25/01": "103", "hmmt25/03": "\\frac{1}{576}", "hmmt25/04": "-984",
+               "hmmt25/10": "\\frac{-1+\\sqrt{17}}{2}, \\frac{-1-\\sqrt{17}}{2}",
+               "hmmt25/17": "2^{25} \\cdot 26!", "hmmt25/30": "\\sqrt{\\frac{95}{24}}"},
     "college_math": {"college_math/0000": "10-4 n", "college_math/0001": "(45,2),(-10,-9)",
                      "college_math/0005": "all real numbers", "college_math/1069": "$x=0$ or $x=2$"},
     "deepmind_math": {"deepmind_math/0000": "2", "deepmind_math/0001": "3", "deepmind_math/0087": "3, 5",
@@ -151,6 +155,39 @@ def test_answer_helpers():
     assert strip_dollar_wrapper("$x=0$ or $x=2$") == ("$x=0$ or $x=2$", False)
     assert [format_number(v) for v in (4e-05, 345.0, -6e25, 1.0472, 7)] == \
         ["0.00004", "345", "-60000000000000000000000000", "1.0472", "7"]
+
+
+def test_hmmt25_pairs_each_answer_with_its_tex_file(tables):
+    hmmt = tables["hmmt25"].set_index("problem_id")
+    folder = DATA_DIR / "eval" / "hmmt_feb_2025"
+    assert hmmt.loc["hmmt25/01", "problem"] == (folder / "problems" / "1.tex").read_text(encoding="utf-8")
+    assert hmmt.loc["hmmt25/30", "problem"] == (folder / "problems" / "30.tex").read_text(encoding="utf-8")
+    assert hmmt["answer_type"].value_counts().to_dict() == {"latex": 15, "integer": 14, "list": 1}
+    assert hmmt["flags"].dropna().to_dict() == {"hmmt25/24": "tikz"}
+    assert set(hmmt["year"]) == {2025}
+
+
+def test_hmmt25_both_values_of_problem_10_are_required():
+    from trajfusion.verify import verify_frame
+
+    gold = load_source("hmmt25", DATA_DIR).set_index("problem_id").loc["hmmt25/10"]
+    responses = [r"so $\boxed{\frac{-1-\sqrt{17}}{2}, \frac{-1+\sqrt{17}}{2}}$",
+                 r"so $\boxed{\frac{-1+\sqrt{17}}{2}}$"]
+    frame = pd.DataFrame({"problem_id": ["a", "b"], "gold": gold["answer"], "response": responses,
+                          "answer_type": gold["answer_type"]})
+    assert verify_frame(frame, workers=1, timeout=10)["correct"].tolist() == [True, False]
+
+
+def test_hmmt25_missing_problem_file_is_named(tmp_path):
+    folder = DATA_DIR / "eval" / "hmmt_feb_2025"
+    make_data_dir(tmp_path, {"eval/hmmt_feb_2025/answers.csv": b"id,answer\n1,103\n2,3375\n",
+                             "eval/hmmt_feb_2025/problems/1.tex": (folder / "problems" / "1.tex").read_bytes()})
+    with pytest.raises(InputError, match=r"problems/2\.tex: data file not found"):
+        load_source("hmmt25", tmp_path)
+    make_data_dir(tmp_path / "b", {"eval/hmmt_feb_2025/answers.csv": b"id,answer\n1,\n",
+                                   "eval/hmmt_feb_2025/problems/1.tex": b"text"})
+    with pytest.raises(InputError, match=r"answers\.csv: record 1: no gold answer in field 'answer'"):
+        load_source("hmmt25", tmp_path / "b")
 
 
 # --- checksums and malformed input --------------------------------------------------------

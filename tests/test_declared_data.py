@@ -7,12 +7,15 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from tests.test_model import hub_cache_with
 from trajfusion.data.declared import load_declared
+from trajfusion.data.pools import build_pool
 from trajfusion.io import InputError, sha256_file
 
 ROWS = [{"q": "What is 1+1?", "a": "The sum is \\boxed{2}.\n#### 2", "k": "x1"},
@@ -123,3 +126,58 @@ def test_hub_dataset_from_the_shared_cache_offline(tmp_path):
                              capture_output=True, text=True, timeout=300, env=env)
     assert missing.returncode != 0
     assert "dataset 'mine': cannot load 'someorg/absent' (subset None, split test, revision main)" in missing.stderr
+
+
+# --- DeepScaleR-Preview (config/paper.yaml's TAPO pool source) -----------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+DEEPSCALER_FIXTURE = REPO / "tests" / "fixtures" / "deepscaler_sample.jsonl"
+DEEPSCALER_GOLDS = ["10", "\\frac{1}{2}", "\\sqrt{2}", "(2, 3)", "103"]
+
+
+def paper_deepscaler() -> tuple[dict, dict]:
+    """The `deepscaler` dataset and pool as config/paper.yaml declares them."""
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    return paper["datasets"]["deepscaler"], paper["pools"]["deepscaler"]
+
+
+def test_paper_deepscaler_spec_on_a_local_file_of_the_same_shape(tmp_path):
+    """The paper's columns and answer rule, with a 5-row file of DeepScaleR's shape (problem,
+    answer, solution) in place of the Hub: gold is the answer column as written, ids are row
+    numbers, and the pool path drops the row that repeats an HMMT25 problem."""
+    spec, pool = paper_deepscaler()
+    assert (spec["hub"], spec["split"]) == ("agentica-org/DeepScaleR-Preview-Dataset", "train")
+    local = {key: value for key, value in spec.items() if key not in ("hub", "split")}
+    table, fingerprint = load_declared("deepscaler", {**local, "path": str(DEEPSCALER_FIXTURE)})
+    assert list(table["problem_id"]) == [f"deepscaler/{i}" for i in range(5)]
+    assert list(table["answer"]) == DEEPSCALER_GOLDS
+    assert list(table["answer_type"]) == ["integer", "latex", "latex", "latex", "integer"]
+    assert fingerprint["sha256"] == sha256_file(DEEPSCALER_FIXTURE)
+    built, report = build_pool({**pool, "decontaminate_against": ["hmmt25"]}, REPO / "data", 0,
+                               datasets={"deepscaler": {**local, "path": str(DEEPSCALER_FIXTURE)}})
+    assert list(built["problem_id"]) == [f"deepscaler/{i}" for i in range(4)]
+    assert json.dumps(report).count("hmmt25/01") == 1
+
+
+def test_paper_deepscaler_spec_from_the_hub_cache_offline(tmp_path):
+    """The paper's spec unchanged (Hub id, split train) against a Hub dataset repository in
+    the shared cache holding the same 5 rows, through `trajfusion build-pool`."""
+    spec, pool = paper_deepscaler()
+    repo_files = tmp_path / "repo"
+    repo_files.mkdir()
+    (repo_files / "deepscaler.jsonl").write_bytes(DEEPSCALER_FIXTURE.read_bytes())
+    cache, commit = tmp_path / "hub", "b6ae8c6" + "0" * 33
+    hub_cache_with(repo_files, cache, spec["hub"], commit, repo_type="dataset")
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_CACHE": str(tmp_path / "datasets-cache")}
+    out = tmp_path / "pool.parquet"
+    settings = {"spec": {**pool, "decontaminate_against": []}, "seed": 0, "datasets": {"deepscaler": spec}}
+    result = subprocess.run([sys.executable, "-m", "trajfusion.cli", "build-pool", "--data-dir", str(REPO / "data"),
+                             "--settings", json.dumps(settings), "--output", str(out),
+                             "--report", str(tmp_path / "report.json")],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_parquet(out)
+    assert list(table["problem_id"]) == [f"deepscaler/{i}" for i in range(5)]
+    assert list(table["answer"]) == DEEPSCALER_GOLDS
+    assert (table["source"] == "deepscaler").all()

@@ -97,16 +97,17 @@ def test_paper_plan_counts():
 def test_rl_runs_start_from_the_named_variant_and_are_evaluated_as_checkpoints():
     config = load("config/paper.yaml")
     plan = Plan.from_config(config)
-    start = Run("qwen3-8b", "qwen3-8b", "deepscaler-40k", "qwen3-cold", "rft")
+    start = Run("qwen3-8b", "qwen3-8b", "deepscaler", "qwen3-cold", "rft")
     assert plan.rl_runs == [RLRun(start, "grpo"), RLRun(start, "tapo-grpo")]
     assert start in plan.runs  # the cold start is trained and evaluated like any SFT run
-    run_dir = "results/eval/qwen3-8b/qwen3-8b/deepscaler-40k/qwen3-cold/rft"
+    run_dir = "results/eval/qwen3-8b/qwen3-8b/deepscaler/qwen3-cold/rft"
     assert plan.rl_eval_paths == [f"{run_dir}/rl-{rl}/{bench}.parquet"
-                                  for rl in ("grpo", "tapo-grpo") for bench in ("aime24", "aime25")]
+                                  for rl in ("grpo", "tapo-grpo")
+                                  for bench in config["experiments"]["grpo-vs-tapo"]["benchmarks"]]
     assert not set(plan.rl_eval_paths) & set(plan.eval_paths)  # not in the report manifest yet
     assert rl_run_of(rl_checkpoint("tapo-grpo")) == "tapo-grpo" and rl_run_of("final") is None
     assert path("rl_final", **RLRun(start, "grpo").wildcards()) == \
-        "results/rl/qwen3-8b/qwen3-8b/deepscaler-40k/qwen3-cold/rft/grpo/final"
+        "results/rl/qwen3-8b/qwen3-8b/deepscaler/qwen3-cold/rft/grpo/final"
     tapo = rl_settings(config, "tapo-grpo")
     assert tapo["mode"] == "tapo" and tapo["learning_rate"] == 1.0e-6 and plan.rl_gpus("tapo-grpo") == 8
     assert plan.rl_resources("grpo") == config["rl"]["resources"]

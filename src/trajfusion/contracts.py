@@ -675,6 +675,14 @@ def results_table(experiment: str) -> str:
     return RESULTS_TABLE_PREFIX + experiment
 
 
+# An experiment with `reflection_metrics:` gets a table of DSR, ERR and Pass@k (trajfusion.report.reflection).
+REFLECTION_TABLE_PREFIX = "reflection-"
+
+
+def reflection_table(experiment: str) -> str:
+    return REFLECTION_TABLE_PREFIX + experiment
+
+
 def _text(description: str, optional: bool = False, **extra) -> dict:
     """A string field of the manifest (non-empty unless it has ``extra`` constraints)."""
     if optional:
@@ -741,6 +749,15 @@ MANIFEST_SCHEMA = {
             "required": ["teacher", "pool", "path"],
             "properties": {"teacher": _text("teacher"), "pool": _text("training pool"),
                            "path": _text("the statistics table")}}},
+        "reflection_metrics": {"type": "array", "description": "the experiments whose `reflection-<experiment>` "
+                               "table (DSR, ERR, Pass@k) the report writes", "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["experiment", "pass_k"],
+            "properties": {"experiment": _text("experiment name (its final-checkpoint `evals`)"),
+                           "pass_k": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                      "items": {"type": "integer", "minimum": 1},
+                                      "description": "the k of Pass@k, each at most the samples per problem"}}}},
     },
 }
 

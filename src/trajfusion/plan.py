@@ -18,7 +18,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import PurePath
 
-from trajfusion.contracts import results_table
+from trajfusion.contracts import reflection_table, results_table
 from trajfusion.vocabulary import EVALUATED_METHOD
 
 RESULTS = "results"
@@ -532,10 +532,20 @@ class Plan:
         own = [results_table(name) for name, exp in self.config["experiments"].items() if not exp.get("table")]
         return own + (["evaluations"] if self.model_evaluations else [])
 
+    def reflection_metrics(self) -> list[dict]:
+        """The experiments with `reflection_metrics:` and their Pass@k list, in config order."""
+        return [{"experiment": name, "pass_k": list(exp["reflection_metrics"]["pass_k"])}
+                for name, exp in self.config["experiments"].items() if exp.get("reflection_metrics") is not None]
+
+    def reflection_tables(self) -> list[str]:
+        return [reflection_table(spec["experiment"]) for spec in self.reflection_metrics()]
+
     def manifest(self) -> dict:
-        """The report manifest (trajfusion.report's input) without its run-time provenance."""
+        """The report manifest (trajfusion.report's input) without its run-time provenance;
+        ``reflection_metrics`` only when an experiment asks for them."""
+        reflection = self.reflection_metrics()
         return {"evals": [self.eval_entry(e) for e in self.evaluations]
                 + [self.baseline_entry(e) for e in self.baseline_evaluations]
                 + [self.model_evaluation_entry(e) for e in self.model_evaluations],
                 "fusion_summaries": self.fusion_summaries(), "stats": self.stats(),
-                "smoke_test": self.config["smoke_test"]}
+                "smoke_test": self.config["smoke_test"], **({"reflection_metrics": reflection} if reflection else {})}

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("gsm8k_train", "math_train", "aime_1983_2023", "deepmath_103k", "synthetic_arith")
 BENCHMARKS = ("gsm8k", "math", "math500", "college_math", "deepmind_math", "olympiadbench",
-              "theoremqa", "aime24", "aime25", "synthetic_arith_test")
+              "theoremqa", "aime24", "aime25", "hmmt25", "synthetic_arith_test")
 DEEPMATH_HUB_ID = "zwhe99/DeepMath-103K"
 
 
@@ -505,6 +505,41 @@ def _aime_benchmark(data_dir, relative: str, source: str, year: int) -> pd.DataF
     return problem_frame(rows, str(records.path))
 
 
+HMMT25_DIR = "eval/hmmt_feb_2025"
+_TIKZ = "\\begin{tikzpicture}"
+
+
+def load_hmmt25(data_dir) -> pd.DataFrame:
+    """HMMT February 2025 (MathArena's files): ``answers.csv`` (id, answer) and one
+    ``problems/<id>.tex`` per problem. The gold is ``answer`` as written (LaTeX, stripped);
+    problem 10's two comma-separated values are both required (answer_type ``list``). A
+    problem whose text holds a TikZ figure (#24) is kept, flagged ``tikz``."""
+    path = verified_path(data_dir, f"{HMMT25_DIR}/answers.csv")
+    try:
+        table = pd.read_csv(io.StringIO(_utf8_text(path)), dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"{path}: malformed CSV ({exc})") from None
+    records = _Records(path, _non_empty(path, table.to_dict("records")))
+    rows = []
+    for recno, rec in records:
+        number = records.integer(recno, rec, "id")
+        gold = records.gold(recno, "answer", records.field(recno, rec, "answer", allow_empty=True))
+        problem_path = verified_path(data_dir, f"{HMMT25_DIR}/problems/{number}.tex")
+        problem = _utf8_text(problem_path)
+        if not problem.strip():
+            raise InputError(f"{problem_path}: empty problem text (answers.csv record {recno})")
+        rows.append(problem_row(f"hmmt25/{number:02d}", problem, gold, "hmmt25", year=2025,
+                                subject="HMMT February", answer_type=_hmmt_answer_type(gold),
+                                flags="tikz" if _TIKZ in problem else None, record=recno))
+    return problem_frame(rows, str(path))
+
+
+def _hmmt_answer_type(gold: str) -> str:
+    """``list`` for several comma-separated values (none of the golds has a comma inside a
+    value), else the type the text shows."""
+    return "list" if "," in gold else answers.infer_answer_type(gold)
+
+
 def load_synthetic_arith_test(data_dir=None, **options) -> pd.DataFrame:
     return problem_frame(synthetic.generate("test", **options), "synthetic_arith_test")
 
@@ -518,7 +553,7 @@ _LOADERS: dict[str, Callable[..., pd.DataFrame]] = {
     "math500": load_math500, "college_math": load_college_math,
     "deepmind_math": load_deepmind_math, "olympiadbench": load_olympiadbench,
     "theoremqa": load_theoremqa, "aime24": load_aime24, "aime25": load_aime25,
-    "synthetic_arith_test": load_synthetic_arith_test,
+    "hmmt25": load_hmmt25, "synthetic_arith_test": load_synthetic_arith_test,
 }
 _SYNTHETIC_OPTIONS = ("n", "min_steps", "max_steps", "max_number", "seed")
 

@@ -38,7 +38,8 @@ Manifest (JSON, written by the Snakemake rule; paths relative to the working dir
          "k_max": 4, "strategy": "highdiv",     # optional; the JSON's own values win
          "variant_label": "TrajFusion"}],       # optional, informational
       "stats": [{"teacher": "qwen", "pool": "15k", "path": "results/stats/qwen/15k.parquet"}],
-      "provenance": {...}                  # optional, any JSON; shown in index.md
+      "provenance": {...},                 # optional, any JSON; shown in index.md
+      "reflection_metrics": [{"experiment": "main", "pass_k": [1, 5]}]  # optional (reflection tables)
     }
 
 Rows are matched to the paper as follows: a run's backbone is compared with the paper's
@@ -61,12 +62,15 @@ Outputs in ``--out-dir``: ``table1/2/3.{md,csv,tex}``, ``significance.{md,csv,te
 ``figure1.{png,pdf}`` (one row of panels per chosen statistics table, on the chosen
 sources' problems), ``figure3.{png,pdf}``, ``figure4.{png,pdf}`` (always written; panels
 without runs say so), ``graders.{md,csv}`` (per benchmark x run, the responses the two graders
-judge differently, with examples) and ``index.md`` linking everything. Accuracies are
+judge differently, with examples), ``reflection-<experiment>.{md,csv,tex}`` for each
+``reflection_metrics`` entry (DSR, ERR and Pass@k of the experiment's final runs x benchmarks)
+and ``index.md`` linking everything. Accuracies are
 percentages.
 
 Modules: ``settings`` (``ReportSettings``), ``build`` (manifest, metrics, index and
 ``build_report``), ``metrics``, ``paper`` (the published numbers), ``tables`` (declarative
-table specs), ``figures``, ``cost``, ``graders`` (grader parity), ``cli`` (the command).
+table specs), ``figures``, ``cost``, ``graders`` (grader parity), ``reflection`` (DSR, ERR, Pass@k), ``cli``
+(the command).
 """
 
 from trajfusion.report.build import SMOKE_CAVEAT, build_report, load_manifest, write_cost

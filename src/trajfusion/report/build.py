@@ -26,6 +26,7 @@ def load_manifest(path: str | Path) -> dict:
     manifest.setdefault("fusion_summaries", [])
     manifest.setdefault("stats", [])
     manifest.setdefault("provenance", {})
+    manifest.setdefault("reflection_metrics", [])
     return manifest
 
 
@@ -211,6 +212,7 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
     from trajfusion.report import figures, tables
     from trajfusion.report.graders import write_grader_parity
     from trajfusion.report.paper import load_paper_results
+    from trajfusion.report.reflection import build_reflection_table
 
     source, out_dir = str(manifest_path), Path(out_dir)
     manifest = load_manifest(manifest_path)
@@ -225,6 +227,9 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
         outputs["Tables"] += tables.write_table(tables.build_table(spec, inputs), out_dir, caveat)
     for name in tables.results_table_names(results):
         outputs["Tables"] += tables.write_table(tables.build_results_table(name, inputs), out_dir, caveat)
+    for spec in manifest["reflection_metrics"]:
+        table = build_reflection_table(spec["experiment"], spec["pass_k"], results, n_resamples, seed)
+        outputs["Tables"] += tables.write_table(table, out_dir, caveat)
     outputs["Significance"] += tables.write_table(tables.build_significance(inputs, n_resamples, seed), out_dir,
                                                   caveat)
     metrics_path = out_dir / "metrics.csv"
