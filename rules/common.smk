@@ -100,7 +100,7 @@ def check_references(cfg):
         given = [
             key for key in ("alpha", "alpha_target", "alpha_from") if key in variant
         ]
-        if variant["k_max"] > 0 and len(given) != 1:
+        if variant.get("k_max", 0) > 0 and len(given) != 1:
             _fail(
                 f"fusion.variants.{name}",
                 f"a variant with k_max > 0 needs exactly one of alpha, alpha_target, alpha_from (has {given})",
@@ -327,6 +327,7 @@ STAGE_CODE = {
     "sample": ["sample", "templates"],
     "verify": ["verify"],
     "fuse": ["fuse", "phrases"],
+    "reflect": ["reflect", "fuse", "verify", "sample", "templates"],
     "train": ["train", "model", "templates"],
     "evaluate": ["evaluate", "sample", "verify", "templates", "phrases"],
     "report": ["report"],
