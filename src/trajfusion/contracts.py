@@ -655,9 +655,8 @@ FUSED_EXAMPLE = Contract(
 REFLECTED_EXAMPLE = Contract(
     "micro-reflective dataset", "TAPO's micro-reflective trajectories (`trajfusion.reflect`): one chat example per "
     "constructed problem, sorted by `problem_id`, in the fused dataset's columns (so `trajfusion train` reads it "
-    "unchanged: no fused errors, `k_max` 0, the RFT values of `alpha` and `strategy`) plus its provenance; may be "
-    "empty. The `.summary.json` beside it counts candidates, constructions and rejections per reason and names "
-    "the constructor.",
+    "unchanged: no fused errors, `k_max` 0, the RFT values of `alpha` and `strategy`) plus its provenance. The `.summary.json` beside it counts "
+    "candidates, constructions and rejections per reason and names the constructor.",
     (*FUSED_EXAMPLE.columns,
      Column("incorrect_index", "int64", "`sample_idx` of the incorrect trajectory y- whose prefix is kept",
             minimum=0),
@@ -668,7 +667,7 @@ REFLECTED_EXAMPLE = Contract(
      Column("prefix_span", "json", "the `[start, end)` character range of the kept prefix of y- in the assistant "
             "text (empty when `failure_step` is 1)", schema=_SPAN_SCHEMA),
      Column("loss_on_prefix", "bool", "false: training gives the prefix's tokens label -100")),
-    key=("problem_id",), format="jsonl", empty_ok=True, rules=FUSED_EXAMPLE.rules, produced_by="`reflect`")
+    key=("problem_id",), format="jsonl", rules=FUSED_EXAMPLE.rules, produced_by="`reflect`")
 
 VERDICTS = Contract(
     "verdict table", "One row per (problem, sample) of an evaluation, sorted by `(problem_id, sample_idx)`.",

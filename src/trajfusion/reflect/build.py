@@ -11,7 +11,7 @@ import pandas as pd
 from trajfusion.contracts import REFLECTED_EXAMPLE, write_records
 from trajfusion.fuse.inputs import FrameTexts, check_texts, read_verified, validate_verified
 from trajfusion.fuse.render import split_or_fail
-from trajfusion.io import artifact_metadata, sha256_file, write_json
+from trajfusion.io import InputError, artifact_metadata, sha256_file, write_json
 from trajfusion.reflect import model, rule
 from trajfusion.reflect.construct import REJECTIONS, Construction, Rejection, render
 from trajfusion.reflect.selection import capped_order, plan_reflection
@@ -58,16 +58,23 @@ def construct_by_model(candidates: list[Candidate], settings: ReflectSettings, m
     prompts = [model.fill_prompt(template, c.problem, c.incorrect_steps, c.correct, settings.analysis_tag,
                                  settings.reconstruction_tag) for c in candidates]
     replies = model.generate_replies(prompts, [c.pid for c in candidates], settings.generation_settings(), model_dir)
-    parsed = {c.pid: model.parse_reply(text, len(c.incorrect_steps), settings.analysis_tag,
-                                       settings.reconstruction_tag) for c, text in zip(candidates, replies)}
+    return construct_from_replies(candidates, replies, settings)
+
+
+def construct_from_replies(candidates: list[Candidate], replies: list[str],
+                           settings: ReflectSettings) -> dict[str, Construction | Rejection]:
+    """Parse each candidate's reply and verify its reconstruction against the gold."""
+    tags = settings.analysis_tag, settings.reconstruction_tag
+    parsed = {c.pid: model.parse_reply(text, len(c.incorrect_steps), *tags)
+              for c, text in zip(candidates, replies, strict=True)}
     ok = {pid: reply for pid, reply in parsed.items() if not isinstance(reply, Rejection)}
     judged = model.judge_reconstructions(ok, {c.pid: c.gold for c in candidates}, settings.workers, settings.timeout)
-    by_pid = {c.pid: c for c in candidates}
     out: dict[str, Construction | Rejection] = {}
-    for pid, reply in parsed.items():
-        verdict = judged.get(pid, reply)
-        out[pid] = verdict if isinstance(verdict, Rejection) else \
-            model.construction(reply, by_pid[pid].incorrect_steps, by_pid[pid].incorrect, verdict)
+    for c in candidates:
+        reply = parsed[c.pid]
+        verdict = judged.get(c.pid, reply)
+        out[c.pid] = verdict if isinstance(verdict, Rejection) else \
+            model.construction(reply, c.incorrect_steps, c.incorrect, verdict)
     return out
 
 
@@ -86,10 +93,20 @@ def reflect_rows(meta: pd.DataFrame, texts, settings: ReflectSettings, source: s
         kept = set(capped_order(pd.Index(constructed), settings.seed)[:settings.max_constructions])
     rows = [_row(pid, c, built[pid], settings) for c in candidates if (pid := c.pid) in kept]
     rejected = [built[pid].reason for pid in plan.index if isinstance(built[pid], Rejection)]
+    if not rows:
+        raise InputError(f"{source}: no micro-reflective trajectory was constructed ({len(plan)} of "
+                         f"{counts['problems']} problems in the band [{settings.band_low}, {settings.band_high}], "
+                         f"{counts['with_correct_and_incorrect']} with correct and incorrect samples; rejections "
+                         f"{_nonzero(rejected)}): an empty dataset cannot be trained on; widen the band "
+                         f"(reflect.band_low, reflect.band_high) or sample more")
     summary = {**counts, "attempted": len(plan), "constructed": len(rows), "capped": len(constructed) - len(rows),
                "rejections": {reason: rejected.count(reason) for reason in REJECTIONS[settings.constructor]},
                **_summary_settings(settings)}
     return rows, summary
+
+
+def _nonzero(reasons: list[str]) -> dict:
+    return {reason: reasons.count(reason) for reason in dict.fromkeys(reasons)}
 
 
 def _row(pid: str, candidate: Candidate, built: Construction, settings: ReflectSettings) -> dict:
