@@ -656,7 +656,8 @@ REFLECTED_EXAMPLE = Contract(
     "micro-reflective dataset", "TAPO's micro-reflective trajectories (`trajfusion.reflect`): one chat example per "
     "constructed problem, sorted by `problem_id`, in the fused dataset's columns (so `trajfusion train` reads it "
     "unchanged: no fused errors, `k_max` 0, the RFT values of `alpha` and `strategy`) plus its provenance. "
-    "The `.summary.json` beside it counts candidates, constructions and rejections per reason and names the constructor.",
+    "The `.summary.json` beside it counts candidates, constructions and rejections per reason and names "
+    "the constructor.",
     (*FUSED_EXAMPLE.columns,
      Column("incorrect_index", "int64", "`sample_idx` of the incorrect trajectory y- whose prefix is kept",
             minimum=0),
