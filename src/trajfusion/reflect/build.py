@@ -65,7 +65,7 @@ def construct_from_replies(candidates: list[Candidate], replies: list[str],
                            settings: ReflectSettings) -> dict[str, Construction | Rejection]:
     """Parse each candidate's reply and verify its reconstruction against the gold."""
     tags = settings.analysis_tag, settings.reconstruction_tag
-    parsed = {c.pid: model.parse_reply(text, len(c.incorrect_steps), *tags)
+    parsed = {c.pid: model.parse_reply(model.answer_part(text), len(c.incorrect_steps), *tags)
               for c, text in zip(candidates, replies, strict=True)}
     ok = {pid: reply for pid, reply in parsed.items() if not isinstance(reply, Rejection)}
     judged = model.judge_reconstructions(ok, {c.pid: c.gold for c in candidates}, settings.workers, settings.timeout)

@@ -2,7 +2,7 @@
 template (``resources/reflect_prompt.yaml``) in two tagged sections; the answer is parsed and
 checked here, and the reconstruction's final answer is judged by the project's verifier.
 
-Parsing (``parse_reply``), first failure wins: each of the four tags must occur exactly once
+Parsing (``parse_reply``, on the reply after its ``</think>`` when it has one), first failure wins: each of the four tags must occur exactly once
 (``missing_tags``, ``duplicate_tags``), in the order open/close analysis, open/close
 reconstruction (else ``nested_tags``); the analysis must be non-empty (``empty_analysis``) and
 name a step as ``Step N`` (the first such mention counts; ``no_step``) with 1 <= N <= the number
@@ -26,6 +26,7 @@ import yaml
 from trajfusion.io import InputError
 from trajfusion.reflect.construct import Construction, Rejection
 from trajfusion.reflect.steps import Step, numbered
+from trajfusion.trajectory import THINK_CLOSE, split_trajectory
 
 PROMPT_RESOURCE = "reflect_prompt.yaml"
 _STEP_RE = re.compile(r"\bstep\s*(\d+)", re.IGNORECASE)
@@ -68,6 +69,15 @@ def _section(text: str, tag: str) -> tuple[int, int] | str:
         return "duplicate_tags"
     start, end = text.index(f"<{tag}>") + len(tag) + 2, text.index(f"</{tag}>")
     return (start, end) if start <= end else "nested_tags"
+
+
+def answer_part(text: str) -> str:
+    """A long-form model's reply without its think block (the tags are looked for after it)."""
+    try:
+        final = split_trajectory(text).final
+    except ValueError:  # an unclosed think block: no answer part, the tags will be missing
+        return ""
+    return final if THINK_CLOSE in text else text
 
 
 def parse_reply(text: str, n_steps: int, analysis_tag: str, reconstruction_tag: str) -> Reply | Rejection:
