@@ -2,7 +2,8 @@
 template (``resources/reflect_prompt.yaml``) in two tagged sections; the answer is parsed and
 checked here, and the reconstruction's final answer is judged by the project's verifier.
 
-Parsing (``parse_reply``, on the reply after its ``</think>`` when it has one), first failure wins: each of the four tags must occur exactly once
+Parsing (``parse_reply``, on the reply after its ``</think>`` when it has one), first failure
+wins: each of the four tags must occur exactly once
 (``missing_tags``, ``duplicate_tags``), in the order open/close analysis, open/close
 reconstruction (else ``nested_tags``); the analysis must be non-empty (``empty_analysis``) and
 name a step as ``Step N`` (the first such mention counts; ``no_step``) with 1 <= N <= the number
