@@ -95,6 +95,12 @@ def check_references(cfg):
                 f"backbones.{name}.model",
                 f"unknown model {backbone['model']!r}; known: {sorted(cfg['models'])}",
             )
+    constructor = cfg["reflect"]["model_teacher"]
+    if constructor is not None and constructor not in cfg["teachers"]:
+        _fail(
+            "reflect.model_teacher",
+            f"unknown teacher {constructor!r}; known: {sorted(cfg['teachers'])}",
+        )
     variants = cfg["fusion"]["variants"]
     for name, variant in variants.items():
         given = [
