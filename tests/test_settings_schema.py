@@ -18,6 +18,7 @@ from trajfusion.data.settings import BenchmarkSettings
 from trajfusion.evaluate.settings import EvaluateSettings
 from trajfusion.export.settings import ExportSettings
 from trajfusion.fuse.settings import FuseSettings
+from trajfusion.reflect.settings import ReflectSettings
 from trajfusion.report.settings import ReportSettings
 from trajfusion.sample.settings import SampleSettings
 from trajfusion.settings import Settings
@@ -35,6 +36,7 @@ CASES = [
     (("properties", "verify"), VerifySettings),
     (("properties", "fusion"), FuseSettings),
     (("$defs", "variant"), FuseSettings),
+    (("properties", "reflect"), ReflectSettings),
     (("$defs", "training_settings"), TrainSettings),
     (("properties", "training"), TrainSettings),
     (("properties", "evaluation"), EvaluateSettings),
