@@ -28,6 +28,10 @@ phrases; without errors the success phrase goes too, the vanilla RFT layout), un
 whole; an example whose correct trajectory alone does not fit is dropped. ``truncate`` keeps the
 first ``max_length`` tokens, so the examples with the most errors lose y* and the answer.
 ``train_meta.json`` counts each case and the mean #Err fused and actually trained on.
+
+A micro-reflective row (``trajfusion.reflect``) with ``loss_on_prefix`` false leaves its kept
+erroneous prefix out of the loss: every completion token overlapping ``prefix_span`` (the fast
+tokenizer's character offsets) gets label -100.
 """
 
 from __future__ import annotations
