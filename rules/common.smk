@@ -101,12 +101,18 @@ def check_references(cfg):
                 f"backbones.{name}.model",
                 f"unknown model {backbone['model']!r}; known: {sorted(cfg['models'])}",
             )
+    constructor = cfg["reflect"]["model_teacher"]
+    if constructor is not None and constructor not in cfg["teachers"]:
+        _fail(
+            "reflect.model_teacher",
+            f"unknown teacher {constructor!r}; known: {sorted(cfg['teachers'])}",
+        )
     variants = cfg["fusion"]["variants"]
     for name, variant in variants.items():
         given = [
             key for key in ("alpha", "alpha_target", "alpha_from") if key in variant
         ]
-        if variant["k_max"] > 0 and len(given) != 1:
+        if variant.get("k_max", 0) > 0 and len(given) != 1:
             _fail(
                 f"fusion.variants.{name}",
                 f"a variant with k_max > 0 needs exactly one of alpha, alpha_target, alpha_from (has {given})",
@@ -386,6 +392,7 @@ STAGE_CODE = {
     "sample": ["sample", "templates"],
     "verify": ["verify"],
     "fuse": ["fuse", "phrases"],
+    "reflect": ["reflect", "fuse", "verify", "sample", "templates"],
     "train": ["train", "model", "templates"],
     "distill": ["distill", "train", "templates"],
     "rl": ["rl", "train", "model", "templates", "verify"],

@@ -2,6 +2,7 @@
 # functions, report helpers. Every default comes from config/schema.yaml (filled in by
 # validation); none is written here.
 import platform
+import re
 import shlex
 import subprocess
 
@@ -12,9 +13,12 @@ from trajfusion.export.formats import DATASET_INFO_FORMATS, FORMATS
 from trajfusion.export.settings import ExportSettings
 from trajfusion.fuse.settings import CalibrateSettings, FuseSettings
 from trajfusion.model.settings import ModelSettings
+from trajfusion.plan import REFLECT, variant_kind
+from trajfusion.reflect.model import default_prompt_path
+from trajfusion.reflect.settings import ReflectSettings
 from trajfusion.report.settings import ReportSettings
 from trajfusion.rl.settings import GRPOSettings
-from trajfusion.sample.backends.options import for_backend
+from trajfusion.sample.backends.options import GenerationSettings, for_backend
 from trajfusion.sample.settings import MergeSettings, SampleSettings
 from trajfusion.train.settings import TrainSettings
 from trajfusion.verify.settings import VerifySettings
@@ -211,6 +215,65 @@ def fusion_settings(variant):
     fusion = config["fusion"]
     seed = fusion.get("seed", config["seed"])
     return settings_json(FuseSettings, fusion, variant_spec(variant), seed=seed)
+
+
+def variant_pattern(kind):
+    """A wildcard pattern matching exactly the variants of `kind` (`fuse` or `reflect`), so the
+    fuse and reflect rules, which write the same path pattern, never compete for a dataset.
+    """
+    names = [v for v in config["fusion"]["variants"] if variant_kind(config, v) == kind]
+    return "|".join(re.escape(v) for v in names) or "(?!)"
+
+
+def reflect_teacher(teacher):
+    """The constructor model's teacher: reflect.model_teacher, else the dataset's own."""
+    return config["reflect"]["model_teacher"] or teacher
+
+
+def reflect_settings(teacher, threads):
+    """The reflect section, fusion's seed (y+ is fusion's y*) and, for the model constructor,
+    the constructor teacher's generation settings (sampling's temperature and top_p unless
+    reflect.model_generation overrides them)."""
+    section = config["reflect"]
+    values = {"seed": config["fusion"].get("seed", config["seed"]), "workers": threads}
+    if section["constructor"] == "model":
+        spec = teacher_spec(reflect_teacher(teacher))
+        threads_option = {"threads": threads} if spec["backend"] == "hf" else {}
+        values["generation"] = GenerationSettings.pick(
+            config["sampling"],
+            for_backend(spec),
+            section["model_generation"],
+            {"seed": config["seed"], **threads_option},
+        )
+    return settings_json(ReflectSettings, section, **values)
+
+
+def reflect_env(w):
+    """The model constructor generates like sampling (its env); the rule constructor needs core."""
+    if config["reflect"]["constructor"] != "model":
+        return "../envs/core.yaml"
+    return PLAN.sampling_env(reflect_teacher(w.teacher))
+
+
+def reflect_gpus(w):
+    if config["reflect"]["constructor"] != "model":
+        return 0
+    return PLAN.sampling_gpus(reflect_teacher(w.teacher))
+
+
+def reflect_inputs(w):
+    inputs = {"verified": path("verified", teacher=w.teacher, pool=w.pool)}
+    if config["reflect"]["constructor"] == "model":
+        model = teacher_spec(reflect_teacher(w.teacher))["model"]
+        inputs["model"] = path("model", model=model)
+        inputs["prompt"] = str(default_prompt_path())
+    return inputs
+
+
+def reflect_model_flags(w, input):
+    if config["reflect"]["constructor"] != "model":
+        return ""
+    return f" --model {shlex.quote(input.model)} --prompt {shlex.quote(input.prompt)}"
 
 
 def calibration_settings(variant):

@@ -31,6 +31,8 @@ rule fuse:
         log_pattern("fuse"),
     benchmark:
         cost_pattern("fuse")
+    wildcard_constraints:
+        variant=variant_pattern("fuse"),
     conda:
         "../envs/core.yaml"
     params:

@@ -44,9 +44,11 @@ def test_embedded_default_plans_the_full_dag(tmp_path):
     cfg = load("config.yaml")
     assert counts["sample_shard"] == cfg["sampling"]["shards"]
     assert counts["prepare_benchmark"] == len(cfg["benchmarks"])
-    assert counts["fuse"] == len(cfg["fusion"]["variants"])
-    # rft, tf, lowdiv, highdiv on the embedded profile; rft, tf on the long-context one.
-    assert counts["train_embedded"] == 4 and counts["train_embedded_long"] == 2
+    variants = cfg["fusion"]["variants"]
+    tapo = [name for name, spec in variants.items() if spec.get("kind") == "reflect"]
+    assert counts["fuse"] == len(variants) - len(tapo) and counts["reflect"] == len(tapo) == 1
+    # rft, tf, lowdiv, highdiv, tapo on the embedded profile; rft, tf on the long-context one.
+    assert counts["train_embedded"] == 5 and counts["train_embedded_long"] == 2
     for rule in ("build_pool", "prepare_model", "merge_samples", "verify", "stats", "report"):
         assert counts[rule] == 1, rule
     # The ICL row of the embedded model, on Table 1's benchmarks.
@@ -57,19 +59,22 @@ def test_paper_config_plans_the_paper_matrix(tmp_path):
     result = dry_run(tmp_path, configfile="paper.yaml")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    # Three (teacher, pool) pairs sampled in 64 shards each, and Qwen3-8B on DeepScaleR (GRPO vs TAPO-GRPO).
+    # Three (teacher, pool) pairs sampled in 64 shards each, and Qwen3-8B on DeepScaleR (TAPO).
     assert counts["sample_shard"] == 4 * 64
     assert counts["verify"] == 4 and counts["stats"] == 4
-    # Table 1 (2 backbones x 2 methods x 2 sizes) + Table 2's five extra variants + Table 3 (2 x 2).
-    assert counts["train_base_15k"] == 4 + 5
+    # Table 1 (2 backbones x 2 methods x 2 sizes) + Table 2's five extra variants + Table 3 (2 x 2),
+    # + TAPO-SFT on LLaMA3-8B (its rft and tf runs are Table 1's).
+    assert counts["train_base_15k"] == 4 + 5 + 1
+    # TAPO data: LLaMA3-8B's experiment (p15k) and Qwen3-8B's (DeepScaleR).
+    assert counts["reflect"] == 2
     assert counts["train_base_100k"] == 4
     assert counts["train_qwen_4k"] == 2 and counts["train_qwen_32k"] == 2
-    # GRPO vs TAPO-GRPO: one cold start (RFT), one run of each RL method from it.
-    assert counts["train_qwen3_cold"] == 1 and counts["grpo_grpo"] == 1 and counts["grpo_tapo_grpo"] == 1
+    # Qwen3-8B: RFT, TF and the TAPO-SFT cold start; one run of each RL method from TAPO-SFT.
+    assert counts["train_qwen3_cold"] == 3 and counts["grpo_grpo"] == 1 and counts["grpo_tapo_grpo"] == 1
     # Finals: T1 8 runs x 6 benchmarks + T2 5 extra runs x 2 + T3 4 runs x 3;
-    # Figure 3/4 checkpoints: 4 runs x 5 checkpoints x 2 benchmarks; the cold start and the two RL
-    # runs on AIME24/25 and HMMT25.
-    assert counts["evaluate"] == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2 + 3 * 3
+    # Figure 3/4 checkpoints: 4 runs x 5 checkpoints x 2 benchmarks; TAPO-SFT 1 run x 6; Qwen3-8B's
+    # RFT, TF and TAPO-SFT runs and the two RL runs on AIME24/25 and HMMT25.
+    assert counts["evaluate"] == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2 + 6 + 5 * 3
     # Table 1's baselines: ICL of LLaMA3-8B and DeepSeekMath-7B, DeepSeekMath-7B-Instruct, 6 benchmarks each.
     assert counts["evaluate_baseline"] == 3 * 6
     assert counts["prepare_model"] == 5 + 1 + 1  # + deepseek-ai/deepseek-math-7b-instruct, Qwen/Qwen3-8B
@@ -99,7 +104,8 @@ def test_schema_rejects_bad_values_naming_the_key(tmp_path, mutate, key_pattern)
 
 
 @pytest.mark.parametrize("mutate, key", [
-    (lambda c: c["experiments"]["table1"]["variants"].append("tf_k9"), "experiments.table1.variants[2]"),
+    (lambda c: c["experiments"]["table1"]["variants"].append("tf_k9"), "experiments.table1.variants[3]"),
+    (lambda c: c["reflect"].__setitem__("model_teacher", "gpt"), "reflect.model_teacher"),
     (lambda c: c["experiments"]["table2"].__setitem__("teacher", "gpt"), "experiments.table2.teacher"),
     (lambda c: c["teachers"]["smollm2-135m"].__setitem__("model", "nope"), "teachers.smollm2-135m.model"),
     (lambda c: c["fusion"]["variants"]["tf"].pop("alpha"), "fusion.variants.tf"),

@@ -2,7 +2,9 @@
 
 tests/fixtures/plan_baseline.json holds the job lists the Snakemake helpers gave before the plan
 existed (experiment_runs, experiment_evals, sampling_pairs, fused_datasets in rules/common.smk
-and the report manifest of rules/report.smk), for the three configs below.
+and the report manifest of rules/report.smk), for the three configs below; TAPO's variants (kind
+reflect) and its experiment came later, so the comparison leaves them out and
+``test_tapo_adds_its_runs_only`` checks what they add.
 """
 
 from __future__ import annotations
@@ -15,7 +17,19 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from trajfusion.plan import JOBS, PATHS, Plan, RLRun, Run, path, rl_checkpoint, rl_run_of, rl_settings
+from trajfusion.plan import (
+    JOBS,
+    PATHS,
+    REFLECT,
+    Plan,
+    RLRun,
+    Run,
+    path,
+    rl_checkpoint,
+    rl_run_of,
+    rl_settings,
+    variant_kind,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = json.loads((REPO / "tests" / "fixtures" / "plan_baseline.json").read_text())
@@ -41,9 +55,39 @@ def load_as_recorded(relative: str) -> dict:
     return config
 
 
+def before_tapo(config: dict) -> dict:
+    """The config without TAPO's variants, and without the experiments left with only the others'
+    runs (they add no job), as the rules before TAPO saw it."""
+    config = copy.deepcopy(config)
+    tapo = {v for v in config["fusion"]["variants"] if variant_kind(config, v) == REFLECT}
+    for name, exp in list(config["experiments"].items()):
+        if tapo & set(exp["variants"]):
+            exp["variants"] = [v for v in exp["variants"] if v not in tapo]
+            if not exp.get("table"):
+                del config["experiments"][name]
+    return config
+
+
 @pytest.fixture(scope="module", params=CONFIGS)
 def plan_and_baseline(request):
-    return Plan.from_config(load_as_recorded(request.param)), BASELINE[request.param]
+    return Plan.from_config(before_tapo(load_as_recorded(request.param))), BASELINE[request.param]
+
+
+@pytest.mark.parametrize("relative, runs", [
+    ("config/config.yaml", [["smollm2-135m", "smollm2-135m", "embedded", "embedded", "tapo"]]),
+    ("config/paper.yaml", [["llama3-8b", "qwen25-math-7b-instruct", "p15k", "base-15k", "tapo"]])])
+def test_tapo_adds_its_runs_only(relative, runs):
+    plan = Plan.from_config(load_as_recorded(relative))
+    before = Plan.from_config(before_tapo(load_as_recorded(relative)))
+    added = [run for run in plan.runs if run not in before.runs]
+    assert [list(vars(run).values()) for run in added] == runs
+    assert set(before.runs) <= set(plan.runs) and set(before.eval_paths) <= set(plan.eval_paths)
+    assert [v for *_, v in plan.fused_datasets if v not in {v for *_, v in before.fused_datasets}] == ["tapo"]
+    entries = [e for e in plan.manifest()["evals"] if e["variant"] == "tapo"]
+    assert entries and {(e["method"], e["variant_label"]) for e in entries} == {("tapo", "TAPO-SFT")}
+    assert [f"{JOBS['reflect']}.tsv".format(teacher=t, pool=p, variant=v)
+            for t, p, v in plan.fused_datasets if v == "tapo"][0] in plan.cost_files()
+    assert all(e["variant"] != "tapo" for e in plan.exports)
 
 
 def test_runs_pairs_and_fused_datasets_match_the_rules_before_the_plan(plan_and_baseline):
@@ -83,10 +127,10 @@ def test_the_e2e_manifest_is_the_one_the_report_rule_wrote():
 
 def test_paper_plan_counts():
     plan = Plan.from_config(load_as_recorded("config/paper.yaml"))
-    assert len(plan.runs) == 17 and len(plan.sampling_pairs) == 3 and len(plan.fused_datasets) == 11
+    assert len(plan.runs) == 18 and len(plan.sampling_pairs) == 3 and len(plan.fused_datasets) == 12
     # Finals of Tables 1-3 plus the Figure 3/4 checkpoints (4 runs x 5 checkpoints x 2 benchmarks),
-    # plus Table 1's three baselines on its six benchmarks.
-    assert len(plan.eval_paths) == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2 + 3 * 6
+    # plus Table 1's three baselines on its six benchmarks, plus the TAPO-SFT run on six.
+    assert len(plan.eval_paths) == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2 + 3 * 6 + 6
     assert len(plan.models) == 5 + 1
     # One calibration per (teacher, pool) and alpha_target variant; tf_k1/2/6 reuse tf's alpha.
     assert plan.calibrations == [("qwen25-math-7b-instruct", "p15k", "tf"), ("qwen25-math-7b-instruct", "p100k", "tf"),
@@ -97,17 +141,17 @@ def test_paper_plan_counts():
 def test_rl_runs_start_from_the_named_variant_and_are_evaluated_as_checkpoints():
     config = load("config/paper.yaml")
     plan = Plan.from_config(config)
-    start = Run("qwen3-8b", "qwen3-8b", "deepscaler", "qwen3-cold", "rft")
+    start = Run("qwen3-8b", "qwen3-8b", "deepscaler", "qwen3-cold", "tapo")  # TAPO-SFT cold start
     assert plan.rl_runs == [RLRun(start, "grpo"), RLRun(start, "tapo-grpo")]
     assert start in plan.runs  # the cold start is trained and evaluated like any SFT run
-    run_dir = "results/eval/qwen3-8b/qwen3-8b/deepscaler/qwen3-cold/rft"
+    run_dir = "results/eval/qwen3-8b/qwen3-8b/deepscaler/qwen3-cold/tapo"
     assert plan.rl_eval_paths == [f"{run_dir}/rl-{rl}/{bench}.parquet"
                                   for rl in ("grpo", "tapo-grpo")
                                   for bench in config["experiments"]["grpo-vs-tapo"]["benchmarks"]]
     assert not set(plan.rl_eval_paths) & set(plan.eval_paths)  # not in the report manifest yet
     assert rl_run_of(rl_checkpoint("tapo-grpo")) == "tapo-grpo" and rl_run_of("final") is None
     assert path("rl_final", **RLRun(start, "grpo").wildcards()) == \
-        "results/rl/qwen3-8b/qwen3-8b/deepscaler/qwen3-cold/rft/grpo/final"
+        "results/rl/qwen3-8b/qwen3-8b/deepscaler/qwen3-cold/tapo/grpo/final"
     tapo = rl_settings(config, "tapo-grpo")
     assert tapo["mode"] == "tapo" and tapo["learning_rate"] == 1.0e-6 and plan.rl_gpus("tapo-grpo") == 8
     assert plan.rl_resources("grpo") == config["rl"]["resources"]

@@ -665,3 +665,17 @@ def test_table2_shows_the_trained_err_next_to_the_fused_one(tmp_path):
     row = cells(next(line for line in md.splitlines() if "reproduced" in line and "TF(k_max=4" in line))
     at = header.index("#Err")
     assert header[at + 1] == "#Err trained" and row[at:at + 2] == ["0.70", "0.55"]
+
+
+def test_tapo_rows_name_the_constructor_of_their_data():
+    benches = ["math", "gsm8k"]
+    results = [eval_result(entry(benchmark=b, variant="tapo", method="tapo", variant_label="TAPO-SFT"),
+                           make_verdicts(20, 1, 0.4, seed=i, prefix=b), i) for i, b in enumerate(benches)]
+    info = tables.FusionInfo(0.0, 0, "highdiv", "tapo.summary.json", "rule")
+    d = build(tables.TABLE1, results, fusion_for=lambda result: info).display
+    assert "TAPO-SFT (rule-built)" in d["Method"].tolist()
+    for result in results:
+        result.entry["tables"] = ["results-tapo"]
+    inputs = tables.Inputs(results, PAPER, lambda result: info)
+    assert tables.build_results_table("results-tapo", inputs).display["Method"].tolist() == ["TAPO-SFT (rule-built)"]
+    assert tables.method_label("tapo", None) == "TAPO-SFT"

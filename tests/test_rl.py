@@ -108,11 +108,22 @@ def test_constructor_names():
     assert get_constructor("prefix_then_reference") is prefix_then_reference
     with pytest.raises(InputError, match="left for GPU scale"):
         get_constructor("policy")
-    try:
-        import trajfusion.reflect  # noqa: F401
-    except ModuleNotFoundError:
-        with pytest.raises(InputError, match="not installed"):
-            get_constructor("reflect")
+    from trajfusion.reflect import micro_reflective_constructor
+
+    assert get_constructor("reflect") is micro_reflective_constructor
+
+
+def test_reflect_constructor_keeps_the_prefix_up_to_the_failing_step():
+    constructor = get_constructor("reflect")
+    incorrect = "We add 3 and 4.\n3 + 4 = 7\n7 * 2 = 15\nThe answer is \\boxed{15}."
+    correct = "3 + 4 = 7\n7 * 2 = 14\nThe answer is \\boxed{14}."
+    text = constructor("What is (3 + 4) * 2?", incorrect, correct)
+    kept, rest = text.split("<analysis>", 1)
+    assert "3 + 4 = 7" in kept and "15" not in kept  # steps before the wrong one, exact text
+    assert "Step 3 is wrong: it arrives at 15" in rest
+    assert "<reconstruction>\n7 * 2 = 14" in rest and text.endswith("\\boxed{14}.")
+    assert constructor("?", correct, correct) is None  # no contradicting step: rejected
+    assert constructor("?", incorrect, "no answer here") is None
 
 
 @pytest.mark.parametrize("values, message", [

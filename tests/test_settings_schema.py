@@ -19,6 +19,7 @@ from trajfusion.distill.settings import DistillSettings
 from trajfusion.evaluate.settings import EvaluateSettings
 from trajfusion.export.settings import ExportSettings
 from trajfusion.fuse.settings import FuseSettings
+from trajfusion.reflect.settings import ReflectSettings
 from trajfusion.report.settings import ReportSettings
 from trajfusion.rl.settings import GRPOSettings
 from trajfusion.sample.settings import SampleSettings
@@ -37,6 +38,7 @@ CASES = [
     (("properties", "verify"), VerifySettings),
     (("properties", "fusion"), FuseSettings),
     (("$defs", "variant"), FuseSettings),
+    (("properties", "reflect"), ReflectSettings),
     (("$defs", "training_settings"), TrainSettings),
     (("properties", "training"), TrainSettings),
     (("properties", "evaluation"), EvaluateSettings),

@@ -21,8 +21,8 @@ from trajfusion.io import InputError
 EXIT_INPUT_ERROR = 2
 EXIT_OS_ERROR = 74  # sysexits.h EX_IOERR
 
-STAGE_MODULES = ("data", "model", "sample", "verify", "fuse", "train", "distill", "rl", "evaluate", "report",
-                 "export")
+STAGE_MODULES = ("data", "model", "sample", "verify", "fuse", "reflect", "train", "distill", "rl", "evaluate",
+                 "report", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

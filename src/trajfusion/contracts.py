@@ -33,7 +33,15 @@ import numpy as np
 import pandas as pd
 
 from trajfusion.io import InputError, read_jsonl, read_table, write_jsonl, write_parquet, write_text
-from trajfusion.vocabulary import ANSWER_TYPES, FINISH_REASONS, GRADERS, METHODS, STATUSES, STRATEGIES
+from trajfusion.vocabulary import (
+    ANSWER_TYPES,
+    FINISH_REASONS,
+    GRADERS,
+    METHODS,
+    REFLECT_CONSTRUCTORS,
+    STATUSES,
+    STRATEGIES,
+)
 
 DTYPES = ("str", "int64", "Int64", "float64", "bool", "json")
 
@@ -644,6 +652,24 @@ FUSED_EXAMPLE = Contract(
                 "`n_errors` is 0", ("n_errors", "error_spans", "success_span"), _spans_miscounted)),
     produced_by="`fuse`")
 
+REFLECTED_EXAMPLE = Contract(
+    "micro-reflective dataset", "TAPO's micro-reflective trajectories (`trajfusion.reflect`): one chat example per "
+    "constructed problem, sorted by `problem_id`, in the fused dataset's columns (so `trajfusion train` reads it "
+    "unchanged: no fused errors, `k_max` 0, the RFT values of `alpha` and `strategy`) plus its provenance. "
+    "The `.summary.json` beside it counts candidates, constructions and rejections per reason and names "
+    "the constructor.",
+    (*FUSED_EXAMPLE.columns,
+     Column("incorrect_index", "int64", "`sample_idx` of the incorrect trajectory y- whose prefix is kept",
+            minimum=0),
+     Column("failure_step", "int64", "the 1-based step of y- where it first goes wrong; steps before it are kept",
+            minimum=1),
+     Column("n_steps", "int64", "steps of y- (`reflect.step_split`)", minimum=1),
+     Column("constructor", "str", "what built the trajectory", values=REFLECT_CONSTRUCTORS),
+     Column("prefix_span", "json", "the `[start, end)` character range of the kept prefix of y- in the assistant "
+            "text (empty when `failure_step` is 1)", schema=_SPAN_SCHEMA),
+     Column("loss_on_prefix", "bool", "false: training gives the prefix's tokens label -100")),
+    key=("problem_id",), format="jsonl", rules=FUSED_EXAMPLE.rules, produced_by="`reflect`")
+
 VERDICTS = Contract(
     "verdict table", "One row per (problem, sample) of an evaluation, sorted by `(problem_id, sample_idx)`.",
     (_PROBLEM_ID, _SAMPLE_IDX, _RESPONSE, _N_TOKENS, _FINISH, _GOLD,
@@ -663,7 +689,8 @@ VERDICTS = Contract(
     key=("problem_id", "sample_idx"), rules=(SAMPLES_RULE, GOLD_RULE, *VERDICT_RULES, OK_GROUP_RULE),
     produced_by="`evaluate`")
 
-TABLES = (PROBLEMS, SAMPLE_SHARD, MERGED_SAMPLES, VERIFIED, STATISTICS, FUSED_EXAMPLE, VERDICTS)
+TABLES = (PROBLEMS, SAMPLE_SHARD, MERGED_SAMPLES, VERIFIED, STATISTICS, FUSED_EXAMPLE, REFLECTED_EXAMPLE,
+          VERDICTS)
 
 TABLE_NAMES = ("table1", "table2", "table3", "figure3", "figure4", "evaluations")
 # An experiment of one's own (no `table:`) gets a results table of its own, named by this

@@ -70,6 +70,7 @@ JOBS = {
     "stats": "stats/{teacher}/{pool}",
     "calibrate_alpha": "calibrate_alpha/{teacher}/{pool}/{variant}",
     "fuse": "fuse/{teacher}/{pool}/{variant}",
+    "reflect": "reflect/{teacher}/{pool}/{variant}",
     "train": f"train/{_RUN}",
     "distill": f"distill/{_DISTILL}",
     "grpo": f"grpo/{_RUN}/{{rl_run}}",
@@ -139,6 +140,19 @@ def rl_settings(config: dict, rl_run: str) -> dict:
     own = config["rl_runs"][rl_run]
     resources = {**config["rl"]["resources"], **own.get("resources", {})}
     return {**config["rl"], **own, "resources": resources}
+REFLECT = "reflect"  # the `kind` of a fusion variant that `trajfusion reflect` builds (TAPO)
+
+
+def variant_kind(config: dict, variant: str) -> str:
+    """``fuse`` (RFT, TrajFusion) or ``reflect`` (TAPO's micro-reflective data)."""
+    return config["fusion"]["variants"][variant].get("kind", "fuse")
+
+
+def variant_method(config: dict, variant: str) -> str:
+    """How a variant's training data is built: the manifest's ``method``."""
+    if variant_kind(config, variant) == REFLECT:
+        return "tapo"
+    return "rft" if config["fusion"]["variants"][variant]["k_max"] == 0 else "trajfusion"
 
 
 def profile_settings(config: dict, profile: str) -> dict:
@@ -390,7 +404,7 @@ class Plan:
     def exports(self) -> list[dict]:
         """The wildcards (teacher, pool, variant, template, format) of every exported file."""
         return [{"teacher": teacher, "pool": pool, "variant": variant, "template": template, "format": fmt}
-                for teacher, pool, variant in self.fused_datasets
+                for teacher, pool, variant in self.fused_datasets if variant_kind(self.config, variant) != REFLECT
                 for template in self.export_templates(teacher, pool, variant)
                 for fmt in self.config["export"]["formats"]]
 
@@ -416,7 +430,7 @@ class Plan:
     def alpha_source(self, variant: str) -> str | None:
         """The variant whose calibrated alpha ``variant`` uses; None for a fixed alpha or RFT."""
         spec = self.config["fusion"]["variants"][variant]
-        if spec["k_max"] == 0:
+        if variant_kind(self.config, variant) == REFLECT or spec["k_max"] == 0:
             return None
         return variant if "alpha_target" in spec else spec.get("alpha_from")
 
@@ -464,7 +478,8 @@ class Plan:
         jobs += [("sample", {**pair, "shard": shard}) for pair in pairs for shard in shards]
         jobs += [(job, pair) for job in ("merge_samples", "verify", "stats") for pair in pairs]
         jobs += [("calibrate_alpha", dict(zip(("teacher", "pool", "variant"), key))) for key in self.calibrations]
-        jobs += [("fuse", dict(zip(("teacher", "pool", "variant"), key))) for key in self.fused_datasets]
+        jobs += [(variant_kind(self.config, key[2]), dict(zip(("teacher", "pool", "variant"), key)))
+                 for key in self.fused_datasets]
         jobs += [("train", run.wildcards()) for run in self.runs]
         jobs += [("evaluate", e.wildcards()) for e in self.evaluation_jobs]
         jobs += [("evaluate_baseline", e.wildcards()) for e in self.baseline_evaluations]
@@ -478,7 +493,7 @@ class Plan:
         for teacher, pool, variant in self.fused_datasets:
             spec = self.config["fusion"]["variants"][variant]
             summaries.append({"teacher": teacher, "pool": pool, "variant": variant,
-                              "variant_label": spec.get("label", variant), "k_max": spec["k_max"],
+                              "variant_label": spec.get("label", variant), "k_max": spec.get("k_max", 0),
                               "strategy": spec["strategy"],
                               "path": path("fusion_summary", teacher=teacher, pool=pool, variant=variant)})
         return summaries
@@ -494,7 +509,7 @@ class Plan:
         variant = self.config["fusion"]["variants"][run.variant]
         return {**run.wildcards(), "experiment": evaluation.experiment,
                 "tables": [exp.get("table") or results_table(evaluation.experiment), *exp["figures"]],
-                "method": "rft" if variant["k_max"] == 0 else "trajfusion",
+                "method": variant_method(self.config, run.variant),
                 "variant_label": variant.get("label", run.variant),
                 "backbone_label": self.config["backbones"][run.backbone].get("label", run.backbone),
                 "data_size": exp.get("data_size", exp["pool"]), "context": exp["context"],

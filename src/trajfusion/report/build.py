@@ -102,7 +102,8 @@ def load_fusion(manifest: dict, source: str):
         if not isinstance(summary, dict) or not isinstance(summary.get("mean_errors"), (int, float)):
             raise InputError(f"{where}: field 'mean_errors' is missing or not a number")
         infos.append((entry, FusionInfo(float(summary["mean_errors"]), summary.get("k_max", entry.get("k_max")),
-                                        summary.get("strategy", entry.get("strategy")), entry["path"])))
+                                        summary.get("strategy", entry.get("strategy")), entry["path"],
+                                        summary.get("constructor"))))
 
     def fusion_for(result):
         e = result.entry

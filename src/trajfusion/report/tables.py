@@ -29,8 +29,8 @@ from trajfusion.report.paper import normalize_name, paper_frame
 
 PERCENT_METRICS = ("pass@1", "avg@k", "maj@k", "pass@k")
 REPORTED, REPRODUCED, DIFF = "reported", "reproduced", "Δ (reproduced − paper)"
-METHOD_LABELS = {"rft": "Vanilla RFT", "trajfusion": "TrajFusion", "icl": "ICL", "instruct": "Instruct",
-                 "model": "as given"}
+METHOD_LABELS = {"rft": "Vanilla RFT", "trajfusion": "TrajFusion", "tapo": "TAPO-SFT", "icl": "ICL",
+                 "instruct": "Instruct", "model": "as given"}
 RUN_FIELDS = ("experiment", "backbone", "variant", "method", "pool", "data_size", "context", "checkpoint",
               "samples_seen", "benchmark", "path")
 METRICS_COLUMNS = ("eval", "where", *RUN_FIELDS, "tables", "paper_backbone", "backbone_label", "variant_label",
@@ -105,6 +105,15 @@ class FusionInfo:
     k_max: int | None
     strategy: str | None
     path: str
+    constructor: str | None = None  # a TAPO summary's (trajfusion.reflect): rule or model
+
+
+def method_label(method: str, info: FusionInfo | None) -> str:
+    """The method's name; for TAPO-SFT with the constructor that built its data."""
+    label = METHOD_LABELS.get(method, method)
+    if method == "tapo" and info is not None and info.constructor:
+        label += f" ({info.constructor}-built)"
+    return label
 
 
 @dataclass
@@ -366,13 +375,14 @@ def _table1_row(runs: pd.DataFrame, inputs: Inputs) -> RowSummary:
     the (independent) per-benchmark bootstrap replicates."""
     pass1 = runs[runs["metric"] == "pass@1"].set_index("column")
     method = runs["method"].iloc[0]
+    label = method_label(method, inputs.fusion_for(inputs.results[runs["eval"].iloc[0]]) if method == "tapo" else None)
     paper_columns = inputs.paper["table1"]["columns"]
     if not set(paper_columns) <= set(pass1.index):
-        return RowSummary(METHOD_LABELS.get(method, method))
+        return RowSummary(label)
     value = float(np.mean([pass1.loc[c, "value"] for c in paper_columns]))
     dists = [inputs.results[pass1.loc[c, "eval"]].distribution("pass@1") for c in paper_columns]
     low, high = (math.nan, math.nan) if any(len(d) == 0 for d in dists) else percentile_interval(np.mean(dists, axis=0))
-    return RowSummary(METHOD_LABELS.get(method, method),
+    return RowSummary(label,
                       cells=[{"column": "avg", "metric": "pass@1", "value": value, "ci_low": low, "ci_high": high}])
 
 
@@ -511,7 +521,8 @@ def build_results_table(name: str, inputs: Inputs) -> Table:
     benchmarks = list(dict.fromkeys(runs["benchmark"]))
     display = []
     for row, cells in runs.groupby(list(RESULTS_ROW), sort=False):
-        shown = dict(zip(("Backbone", "Variant", "Method"), (row[0], row[1], METHOD_LABELS.get(row[2], row[2]))))
+        info = inputs.fusion_for(inputs.results[cells["eval"].iloc[0]]) if row[2] == "tapo" else None
+        shown = dict(zip(("Backbone", "Variant", "Method"), (row[0], row[1], method_label(row[2], info))))
         for cell in cells.itertuples():
             shown[f"{RESULTS_METRICS[cell.metric]} {cell.benchmark}"] = fmt_estimate(
                 Estimate(cell.value, cell.ci_low, cell.ci_high))

@@ -29,6 +29,7 @@ import importlib
 from collections.abc import Callable, Sequence
 
 from trajfusion.io import InputError
+from trajfusion.reflection_tags import ANALYSIS_TAG, RECONSTRUCTION_TAG
 
 Constructor = Callable[[str, str, str], "str | None"]
 
@@ -37,10 +38,7 @@ ROLLOUT_CHOICES = ("first", "shortest")
 REFLECT_MODULE = "trajfusion.reflect"
 REFLECT_CONSTRUCTOR = "micro_reflective_constructor"
 
-# Assumption: tag names and the diagnosis text (TAPO: "XML-style tags for the analysis and
-# reconstruction phases", names not published).
-ANALYSIS_TAG = "analysis"
-RECONSTRUCTION_TAG = "reconstruction"
+# Assumption: the diagnosis text (tag names: trajfusion.reflection_tags).
 FIXED_DIAGNOSIS = ("The reasoning above does not reach a verified answer; "
                    "the steps below redo the solution correctly.")
 

@@ -28,6 +28,10 @@ phrases; without errors the success phrase goes too, the vanilla RFT layout), un
 whole; an example whose correct trajectory alone does not fit is dropped. ``truncate`` keeps the
 first ``max_length`` tokens, so the examples with the most errors lose y* and the answer.
 ``train_meta.json`` counts each case and the mean #Err fused and actually trained on.
+
+A micro-reflective row (``trajfusion.reflect``) with ``loss_on_prefix`` false leaves its kept
+erroneous prefix out of the loss: every completion token overlapping ``prefix_span`` (the fast
+tokenizer's character offsets) gets label -100.
 """
 
 from __future__ import annotations
@@ -63,6 +67,9 @@ class FusedExample:
     assistant: str
     error_spans: tuple[tuple[int, int], ...] = ()  # fusion order (trajfusion.fused_text)
     success_span: tuple[int, int] | None = None
+    # A micro-reflective row (trajfusion.reflect) with loss_on_prefix false: the kept prefix of
+    # y-, whose tokens get label -100.
+    unlearned_span: tuple[int, int] | None = None
 
     @property
     def n_errors(self) -> int:
@@ -137,7 +144,19 @@ def _example(row: dict, where: str) -> FusedExample:
         raise InputError(f"{where}: field 'error_spans'/'success_span': {problem}")
     return FusedExample(problem_id=row["problem_id"], user=row["messages"][0]["content"], assistant=assistant,
                         error_spans=tuple(tuple(span) for span in error_spans),
-                        success_span=None if success_span is None else tuple(success_span))
+                        success_span=None if success_span is None else tuple(success_span),
+                        unlearned_span=_unlearned_span(row, assistant, where))
+
+
+def _unlearned_span(row: dict, assistant: str, where: str) -> tuple[int, int] | None:
+    """The prefix span a micro-reflective row leaves out of the loss (``loss_on_prefix`` false)."""
+    if row.get("loss_on_prefix", True) is not False:
+        return None
+    span = row.get("prefix_span")
+    problem = "missing" if span is None else span_problem(assistant, [span], None)
+    if problem:
+        raise InputError(f"{where}: field 'prefix_span': {problem} (needed with loss_on_prefix false)")
+    return tuple(span)
 
 
 def to_prompt_completion(example: FusedExample, template: Template, tokenizer) -> tuple[str, str]:
@@ -156,10 +175,20 @@ def encode_example(prompt: str, completion: str, tokenizer, max_length: int,
     return _encoded(encode_prompt(tokenizer, prompt, prefix_ids), completion, tokenizer, max_length)
 
 
-def _encoded(prompt_ids: list[int], completion: str, tokenizer, max_length: int) -> dict:
-    completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+def _encoded(prompt_ids: list[int], completion: str, tokenizer, max_length: int,
+             unlearned: tuple[int, int] | None = None) -> dict:
+    """``unlearned``: a character range of the completion whose tokens (any token overlapping it)
+    get label -100."""
+    if unlearned is None or unlearned[0] == unlearned[1]:
+        completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+        completion_labels = list(completion_ids)
+    else:
+        encoded = tokenizer(completion, add_special_tokens=False, return_offsets_mapping=True)
+        completion_ids, (start, end) = encoded["input_ids"], unlearned
+        completion_labels = [IGNORE_INDEX if a < end and b > start else token
+                             for token, (a, b) in zip(completion_ids, encoded["offset_mapping"])]
     input_ids = prompt_ids + completion_ids
-    labels = [IGNORE_INDEX] * len(prompt_ids) + list(completion_ids)
+    labels = [IGNORE_INDEX] * len(prompt_ids) + completion_labels
     truncated = len(input_ids) > max_length
     return {"input_ids": input_ids[:max_length], "labels": labels[:max_length],
             "prompt_len": len(prompt_ids), "truncated": truncated}
@@ -171,7 +200,8 @@ def fit_example(prompt_ids: list[int], example: FusedExample, template: Template
     fits ``max_length`` whole, and the errors it kept; (None, 0) when y* alone does not fit."""
     suffix = template.suffix(tokenizer)
     for n_keep in range(example.n_errors, -1, -1):
-        encoded = _encoded(prompt_ids, example.with_errors(n_keep) + suffix, tokenizer, max_length)
+        unlearned = example.unlearned_span if n_keep == example.n_errors else None  # spans of the whole text
+        encoded = _encoded(prompt_ids, example.with_errors(n_keep) + suffix, tokenizer, max_length, unlearned)
         if not encoded["truncated"]:
             return encoded, n_keep
     return None, 0
@@ -191,8 +221,8 @@ def encode_by_policy(example: FusedExample, template: Template, tokenizer, max_l
     if len(prompt_ids) >= max_length:
         return Fitted(None, 0, PROMPT_TOO_LONG)
     if length_policy == TRUNCATE:
-        return Fitted(_encoded(prompt_ids, example.assistant + template.suffix(tokenizer), tokenizer, max_length),
-                      example.n_errors)
+        return Fitted(_encoded(prompt_ids, example.assistant + template.suffix(tokenizer), tokenizer, max_length,
+                               example.unlearned_span), example.n_errors)
     encoded, n_errors = fit_example(prompt_ids, example, template, tokenizer, max_length)
     return Fitted(encoded, n_errors, None if encoded else CORRECT_TOO_LONG)
 
