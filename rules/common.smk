@@ -144,6 +144,12 @@ def check_references(cfg):
                 f"experiments.{name}.checkpoint_benchmarks",
                 f"training profile {exp['training_profile']!r} defines no checkpoints",
             )
+        for i, bench in enumerate(exp.get("distillation", {}).get("benchmarks", [])):
+            if bench not in cfg["benchmarks"]:
+                _fail(
+                    f"experiments.{name}.distillation.benchmarks[{i}]",
+                    f"unknown name {bench!r}; known: {sorted(cfg['benchmarks'])}",
+                )
         students = exp.get("distillation", {}).get("students", [])
         for i, student in enumerate(students):
             if student != BASE_STUDENT and student not in exp["variants"]:

@@ -28,9 +28,38 @@ def test_the_paper_config_plans_each_student_and_method_once():
     assert next(r for r in runs if r.student == "base").sft_run is None
 
 
+def test_the_embedded_default_distils_into_the_trajfusion_run_and_evaluates_on_two_benchmarks():
+    plan = Plan.from_config(load("config/config.yaml"))
+    assert [(r.student, r.method) for r in plan.distill_runs] == [("tf", m) for m in ("opd", "opd_filter", "topd")]
+    assert [(e.run.method, e.benchmark) for e in plan.distill_evaluations] == [
+        (m, b) for m in ("opd", "opd_filter", "topd") for b in ("gsm8k", "synthetic_arith_test")]
+    evals = [e for e in plan.manifest()["evals"] if e["method"] == "topd"]
+    assert {e["variant_label"] for e in evals} == {"TOPD (from TrajFusion)"}
+    assert {e["variant"] for e in evals} == {"tf/topd"} and {tuple(e["tables"]) for e in evals} == {("table1",)}
+    assert evals[0]["path"] == "results/eval/distill/smollm2-135m/smollm2-135m/embedded/embedded/tf/topd/gsm8k.parquet"
+    assert all(e.path in plan.eval_paths for e in plan.distill_evaluations)  # the report (all) reads them
+    assert [r["label"] for r in plan.manifest()["distill_runs"]] == [
+        "OPD (from TrajFusion)", "OPD-filter (from TrajFusion)", "TOPD (from TrajFusion)"]
+    assert plan.distill_tables() == ["distill-table1", "significance-distill"]
+    cost = plan.cost_files()
+    assert "distill/smollm2-135m/smollm2-135m/embedded/embedded/tf/opd.tsv" in cost
+    assert "evaluate/distill/smollm2-135m/smollm2-135m/embedded/embedded/tf/opd/gsm8k.tsv" in cost
+
+
+def test_a_base_student_is_labelled_from_the_base_model():
+    plan = Plan.from_config(load("config/paper.yaml"))
+    labels = {(r.student, r.method): plan.distill_label(r) for r in plan.distill_runs}
+    assert labels[("base", "opd_filter")] == "OPD-filter (from base model)"
+    assert labels[("rft", "opd")] == "OPD (from Vanilla RFT)"
+    # without `distillation.benchmarks`, the experiment's own
+    assert {e.benchmark for e in plan.distill_evaluations} == {"aime24", "aime25", "math500"}
+
+
 def test_configs_without_distillation_plan_none():
-    for config in ("config/config.yaml", "tests/e2e/config.yaml"):
-        assert Plan.from_config(load(config)).distill_runs == []
+    config = copy.deepcopy(load("config/config.yaml"))
+    del config["experiments"]["table1"]["distillation"]
+    plan = Plan.from_config(config)
+    assert plan.distill_runs == [] and plan.distill_tables() == [] and plan.manifest()["distill_runs"] == []
 
 
 def test_students_default_to_the_base_model():
@@ -71,6 +100,29 @@ def test_snakemake_plans_the_distillation_jobs_of_the_paper_config(tmp_path):
     assert counts["distill_run"] == "9" and counts["train_qwen_4k"] == "2"
     # a student from the TrajFusion SFT run reads that run's final checkpoint
     assert "input: results/train/qwen25-math-7b/qwen25-math-7b-instruct/p15k/qwen-4k/tf/final," in result.stdout
+
+
+def test_snakemake_plans_distillation_and_its_evaluations_in_the_embedded_default(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["data_dir"] = str(REPO / "data")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path / "config.yaml")  # the default target, all
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M))
+    assert counts["distill_run"] == "3" and counts["evaluate_distilled"] == "6"
+    assert "input: results/distill/smollm2-135m/smollm2-135m/embedded/embedded/tf/topd/final," in result.stdout
+    assert "results/report/distill-table1.png" in result.stdout
+    assert "results/report/significance-distill.csv" in result.stdout
+
+
+def test_unknown_distillation_benchmarks_are_refused(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["data_dir"] = str(REPO / "data")
+    config["experiments"]["table1"]["distillation"]["benchmarks"] = ["gsm8k", "nope"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path / "config.yaml")
+    assert result.returncode != 0
+    assert "experiments.table1.distillation.benchmarks[1]" in result.stdout + result.stderr
 
 
 def test_a_student_that_is_no_variant_of_the_experiment_is_refused(tmp_path):

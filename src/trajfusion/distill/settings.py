@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trajfusion.settings import Settings, between, positive, setting
+from trajfusion.vocabulary import DISTILL_METHODS as METHODS
 
-METHODS = ("opd", "opd_filter", "topd")
 PRECISIONS = ("fp32", "bf16")
 
 
