@@ -25,6 +25,7 @@ from trajfusion.plan import (
     evaluation_model,
     evaluation_run,
     evaluation_template,
+    generation_env,
     hub_model_name,
     log_pattern,
     path,
@@ -185,6 +186,26 @@ def check_training_profiles(cfg):
             _fail(f"training_profiles.{profile}", str(exc))
 
 
+def check_distillation(cfg):
+    """The distillation section, checked as the distill command will check it, and vLLM
+    sampling only where the job gets a GPU."""
+    from trajfusion.distill.settings import DistillSettings
+    from trajfusion.io import InputError
+
+    section = cfg["distillation"]
+    try:
+        DistillSettings.from_dict(
+            {**DistillSettings.pick(section), "template": "-", "seed": cfg["seed"]}
+        )
+    except InputError as exc:
+        _fail("distillation", str(exc))
+    if section["backend"] == "vllm" and section["num_gpus"] < 1:
+        _fail(
+            "distillation.backend",
+            "vllm samples on a GPU; set distillation.num_gpus: 1 (or backend: hf)",
+        )
+
+
 def check_data_references(cfg):
     """Pool sources, benchmarks and benchmark lists name built-in data (the registry's) or
     `datasets:` entries; a dataset may not take a built-in name."""
@@ -330,6 +351,7 @@ check_models(config)
 check_figure1(config)
 PLAN = Plan.from_config(config)
 check_training_profiles(config)
+check_distillation(config)
 
 
 # ---- stage code, tracked by content ----------------------------------------------------

@@ -16,7 +16,7 @@ rule distill_run:
     wildcard_constraints:
         method="|".join(METHODS),
     conda:
-        "../envs/train.yaml"
+        generation_env(config["distillation"])
     threads: config["distillation"]["resources"]["cpus_per_task"]
     resources:
         **config["distillation"]["resources"],

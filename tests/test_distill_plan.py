@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import REPO, local_snakemake_env
@@ -134,3 +135,44 @@ def test_a_student_that_is_no_variant_of_the_experiment_is_refused(tmp_path):
     assert result.returncode != 0
     assert "experiments.table3-4k.distillation.students[1]" in result.stdout + result.stderr
     assert "'lowdiv' is neither 'base' nor one of the experiment's variants" in result.stdout + result.stderr
+
+
+def test_vllm_sampling_runs_in_the_vllm_env_and_needs_a_gpu(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    config["data_dir"] = str(REPO / "data")
+    assert config["distillation"]["backend"] == "vllm"
+    (tmp_path / "paper.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path / "paper.yaml", "distill", "--printshellcmds")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '"backend": "vllm"' in result.stdout and '"vllm_gpu_memory_utilization": 0.3' in result.stdout
+
+    config["distillation"]["num_gpus"] = 0
+    (tmp_path / "paper.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path / "paper.yaml", "distill")
+    assert result.returncode != 0
+    assert "config error at 'distillation.backend': vllm samples on a GPU" in result.stdout + result.stderr
+
+
+def test_distillation_settings_are_checked_before_any_job(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["data_dir"] = str(REPO / "data")
+    config["distillation"]["backend"] = "sglang"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path / "config.yaml")
+    assert result.returncode != 0 and "backend" in result.stdout + result.stderr
+
+
+def test_the_vllm_backend_configures_trls_colocated_generation(tmp_path):
+    from trajfusion.distill.settings import DistillSettings
+    from trajfusion.distill.trainer import build_config, check_backend
+    from trajfusion.io import InputError
+
+    settings = DistillSettings(template="chat", seed=0, backend="vllm", vllm_gpu_memory_utilization=0.4)
+    args = build_config(settings, tmp_path)
+    assert (args.use_vllm, args.vllm_mode, args.vllm_gpu_memory_utilization) == (True, "colocate", 0.4)
+    assert build_config(DistillSettings(template="chat", seed=0), tmp_path).use_vllm is False
+    import torch
+
+    if not torch.cuda.is_available():  # this machine: refused before any model is loaded
+        with pytest.raises(InputError, match="vLLM samples on a GPU and this job sees none"):
+            check_backend(settings)
