@@ -25,6 +25,7 @@ from trajfusion.plan import (
     evaluation_model,
     evaluation_run,
     evaluation_template,
+    generation_env,
     hub_model_name,
     log_pattern,
     path,
@@ -154,6 +155,12 @@ def check_references(cfg):
                 f"experiments.{name}.checkpoint_benchmarks",
                 f"training profile {exp['training_profile']!r} defines no checkpoints",
             )
+        for i, bench in enumerate(exp.get("distillation", {}).get("benchmarks", [])):
+            if bench not in cfg["benchmarks"]:
+                _fail(
+                    f"experiments.{name}.distillation.benchmarks[{i}]",
+                    f"unknown name {bench!r}; known: {sorted(cfg['benchmarks'])}",
+                )
         students = exp.get("distillation", {}).get("students", [])
         for i, student in enumerate(students):
             if student != BASE_STUDENT and student not in exp["variants"]:
@@ -214,6 +221,26 @@ def check_rl_runs(cfg):
             GRPOSettings.from_dict({**settings, "template": "-", "seed": cfg["seed"]})
         except InputError as exc:
             _fail(f"rl_runs.{rl_run}", str(exc))
+
+
+def check_distillation(cfg):
+    """The distillation section, checked as the distill command will check it, and vLLM
+    sampling only where the job gets a GPU."""
+    from trajfusion.distill.settings import DistillSettings
+    from trajfusion.io import InputError
+
+    section = cfg["distillation"]
+    try:
+        DistillSettings.from_dict(
+            {**DistillSettings.pick(section), "template": "-", "seed": cfg["seed"]}
+        )
+    except InputError as exc:
+        _fail("distillation", str(exc))
+    if section["backend"] == "vllm" and section["num_gpus"] < 1:
+        _fail(
+            "distillation.backend",
+            "vllm samples on a GPU; set distillation.num_gpus: 1 (or backend: hf)",
+        )
 
 
 def check_data_references(cfg):
@@ -379,6 +406,7 @@ check_reflection_metrics(config)
 PLAN = Plan.from_config(config)
 check_training_profiles(config)
 check_rl_runs(config)
+check_distillation(config)
 
 
 # ---- stage code, tracked by content ----------------------------------------------------

@@ -1,6 +1,6 @@
 # Distillation stage: on-policy distillation (OPD, OPD-filter, TOPD) of an experiment's teacher
 # into a student that starts from a backbone's model or from an SFT run's final checkpoint.
-# `snakemake distill`; not part of `all`.
+# `snakemake distill` trains them; `all` evaluates them too (rules/evaluate.smk: evaluate_distilled).
 
 
 rule distill_run:
@@ -16,7 +16,7 @@ rule distill_run:
     wildcard_constraints:
         method="|".join(METHODS),
     conda:
-        "../envs/train.yaml"
+        generation_env(config["distillation"])
     threads: config["distillation"]["resources"]["cpus_per_task"]
     resources:
         **config["distillation"]["resources"],

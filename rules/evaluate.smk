@@ -1,6 +1,7 @@
 # Evaluation stage: generate with each trained model (and its first-epoch checkpoints) on
 # each benchmark, then score with the same extraction and verifier as the sampling stage;
-# the untrained baselines of Table 1 (config `baselines`) the same way, with their own prompt.
+# the untrained baselines of Table 1 (config `baselines`) the same way, with their own prompt;
+# the distilled models (rules/distill.smk) like the SFT runs they are compared with.
 
 # The command of every evaluation rule (trained runs, baselines, `evaluations:` entries).
 EVALUATE_COMMAND = (
@@ -80,6 +81,33 @@ rule evaluate_model:
         gpu=PLAN.evaluation_gpus(),
     params:
         settings=model_evaluation_settings,
+        phrases=phrases_flag(),
+        code=code("evaluate"),
+    shell:
+        EVALUATE_COMMAND
+
+
+rule evaluate_distilled:
+    input:
+        model=PATHS["distilled"],
+        benchmark=PATHS["benchmark"],
+        templates=TEMPLATES,
+        phrases=PHRASES,
+    output:
+        PATHS["distill_eval"],
+    log:
+        log_pattern("evaluate_distilled"),
+    benchmark:
+        cost_pattern("evaluate_distilled")
+    wildcard_constraints:
+        method="|".join(METHODS),
+    conda:
+        PLAN.evaluation_env()
+    threads: config["evaluation"]["threads"]
+    resources:
+        gpu=PLAN.evaluation_gpus(),
+    params:
+        settings=evaluation_settings,
         phrases=phrases_flag(),
         code=code("evaluate"),
     shell:

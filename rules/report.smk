@@ -1,4 +1,5 @@
-# Report stage: Tables 1-3, Figures 1, 3 and 4, significance tests, cost and provenance.
+# Report stage: Tables 1-3, Figures 1, 3 and 4, significance tests, cost and provenance; with
+# distillation runs, their diagnostics (a figure and a table per experiment) and paired tests.
 
 REPORT_OUTPUTS = [
     path("report", name=name)
@@ -16,12 +17,13 @@ REPORT_OUTPUTS = [
                 "significance",
                 *PLAN.results_tables(),
                 *PLAN.reflection_tables(),
+                *PLAN.distill_tables(),
             )
             for ext in ("md", "csv", "tex")
         ),
         *(
             f"{figure}.{ext}"
-            for figure in ("figure1", "figure3", "figure4")
+            for figure in ("figure1", "figure3", "figure4", *PLAN.distill_figures())
             for ext in ("png", "pdf")
         ),
     )
@@ -57,6 +59,7 @@ rule report:
             }
         ),
         stats=[stats["path"] for stats in PLAN.stats()],
+        distill_diagnostics=[run["path"] for run in PLAN.distill_diagnostics()],
         paper_results=PAPER_RESULTS,
     output:
         [report_item(file) for file in REPORT_OUTPUTS],

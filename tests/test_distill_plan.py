@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import REPO, local_snakemake_env
@@ -28,9 +29,38 @@ def test_the_paper_config_plans_each_student_and_method_once():
     assert next(r for r in runs if r.student == "base").sft_run is None
 
 
+def test_the_embedded_default_distils_into_the_trajfusion_run_and_evaluates_on_one_benchmark():
+    plan = Plan.from_config(load("config/config.yaml"))
+    assert [(r.student, r.method) for r in plan.distill_runs] == [("tf", m) for m in ("opd", "topd")]
+    assert [(e.run.method, e.benchmark) for e in plan.distill_evaluations] == [
+        (m, "synthetic_arith_test") for m in ("opd", "topd")]
+    evals = [e for e in plan.manifest()["evals"] if e["method"] == "topd"]
+    assert {e["variant_label"] for e in evals} == {"TOPD (from TrajFusion)"}
+    assert {e["variant"] for e in evals} == {"tf/topd"} and {tuple(e["tables"]) for e in evals} == {("table1",)}
+    assert evals[0]["path"] == \
+        "results/eval/distill/smollm2-135m/smollm2-135m/embedded/embedded/tf/topd/synthetic_arith_test.parquet"
+    assert all(e.path in plan.eval_paths for e in plan.distill_evaluations)  # the report (all) reads them
+    assert [r["label"] for r in plan.manifest()["distill_runs"]] == ["OPD (from TrajFusion)", "TOPD (from TrajFusion)"]
+    assert plan.distill_tables() == ["distill-table1", "significance-distill"]
+    cost = plan.cost_files()
+    assert "distill/smollm2-135m/smollm2-135m/embedded/embedded/tf/opd.tsv" in cost
+    assert "evaluate/distill/smollm2-135m/smollm2-135m/embedded/embedded/tf/opd/synthetic_arith_test.tsv" in cost
+
+
+def test_a_base_student_is_labelled_from_the_base_model():
+    plan = Plan.from_config(load("config/paper.yaml"))
+    labels = {(r.student, r.method): plan.distill_label(r) for r in plan.distill_runs}
+    assert labels[("base", "opd_filter")] == "OPD-filter (from base model)"
+    assert labels[("rft", "opd")] == "OPD (from Vanilla RFT)"
+    # without `distillation.benchmarks`, the experiment's own
+    assert {e.benchmark for e in plan.distill_evaluations} == {"aime24", "aime25", "math500"}
+
+
 def test_configs_without_distillation_plan_none():
-    for config in ("config/config.yaml", "tests/e2e/config.yaml"):
-        assert Plan.from_config(load(config)).distill_runs == []
+    config = copy.deepcopy(load("config/config.yaml"))
+    del config["experiments"]["table1"]["distillation"]
+    plan = Plan.from_config(config)
+    assert plan.distill_runs == [] and plan.distill_tables() == [] and plan.manifest()["distill_runs"] == []
 
 
 def test_students_default_to_the_base_model():
@@ -73,6 +103,29 @@ def test_snakemake_plans_the_distillation_jobs_of_the_paper_config(tmp_path):
     assert "input: results/train/qwen25-math-7b/qwen25-math-7b-instruct/p15k/qwen-4k/tf/final," in result.stdout
 
 
+def test_snakemake_plans_distillation_and_its_evaluations_in_the_embedded_default(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["data_dir"] = str(REPO / "data")
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path / "config.yaml")  # the default target, all
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M))
+    assert counts["distill_run"] == "2" and counts["evaluate_distilled"] == "2"
+    assert "input: results/distill/smollm2-135m/smollm2-135m/embedded/embedded/tf/topd/final," in result.stdout
+    assert "results/report/distill-table1.png" in result.stdout
+    assert "results/report/significance-distill.csv" in result.stdout
+
+
+def test_unknown_distillation_benchmarks_are_refused(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["data_dir"] = str(REPO / "data")
+    config["experiments"]["table1"]["distillation"]["benchmarks"] = ["gsm8k", "nope"]  # [1] is unknown
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path / "config.yaml")
+    assert result.returncode != 0
+    assert "experiments.table1.distillation.benchmarks[1]" in result.stdout + result.stderr
+
+
 def test_a_student_that_is_no_variant_of_the_experiment_is_refused(tmp_path):
     config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     config["data_dir"] = str(REPO / "data")
@@ -82,3 +135,44 @@ def test_a_student_that_is_no_variant_of_the_experiment_is_refused(tmp_path):
     assert result.returncode != 0
     assert "experiments.table3-4k.distillation.students[1]" in result.stdout + result.stderr
     assert "'lowdiv' is neither 'base' nor one of the experiment's variants" in result.stdout + result.stderr
+
+
+def test_vllm_sampling_runs_in_the_vllm_env_and_needs_a_gpu(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    config["data_dir"] = str(REPO / "data")
+    assert config["distillation"]["backend"] == "vllm"
+    (tmp_path / "paper.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path / "paper.yaml", "distill", "--printshellcmds")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert '"backend": "vllm"' in result.stdout and '"vllm_gpu_memory_utilization": 0.3' in result.stdout
+
+    config["distillation"]["num_gpus"] = 0
+    (tmp_path / "paper.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path / "paper.yaml", "distill")
+    assert result.returncode != 0
+    assert "config error at 'distillation.backend': vllm samples on a GPU" in result.stdout + result.stderr
+
+
+def test_distillation_settings_are_checked_before_any_job(tmp_path):
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["data_dir"] = str(REPO / "data")
+    config["distillation"]["backend"] = "sglang"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = _dry_run(tmp_path / "config.yaml")
+    assert result.returncode != 0 and "backend" in result.stdout + result.stderr
+
+
+def test_the_vllm_backend_configures_trls_colocated_generation(tmp_path):
+    from trajfusion.distill.settings import DistillSettings
+    from trajfusion.distill.trainer import build_config, check_backend
+    from trajfusion.io import InputError
+
+    settings = DistillSettings(template="chat", seed=0, backend="vllm", vllm_gpu_memory_utilization=0.4)
+    args = build_config(settings, tmp_path)
+    assert (args.use_vllm, args.vllm_mode, args.vllm_gpu_memory_utilization) == (True, "colocate", 0.4)
+    assert build_config(DistillSettings(template="chat", seed=0), tmp_path).use_vllm is False
+    import torch
+
+    if not torch.cuda.is_available():  # this machine: refused before any model is loaded
+        with pytest.raises(InputError, match="vLLM samples on a GPU and this job sees none"):
+            check_backend(settings)

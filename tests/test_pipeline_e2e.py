@@ -31,6 +31,16 @@ def test_every_rule_ran_and_the_report_is_complete(e2e_local_run):
     table1 = pd.read_csv(report / "table1.csv")
     icl = table1[(table1["row"] == "ICL") & (table1["source"] == "reproduced") & (table1["column"] == "gsm8k")]
     assert icl["path"].tolist() == ["results/eval/baseline/icl-tiny/gsm8k.parquet"]
+    # The distillation run (TOPD from the TrajFusion run): trained, evaluated, a row of Table 1,
+    # paired with the SFT runs, its diagnostics plotted.
+    distilled = workdir / "results" / "distill" / "tiny" / "tiny" / "e2e" / "e2e" / "tf" / "topd"
+    assert (distilled / "final" / "model.safetensors").exists() and (distilled / "diagnostics.jsonl").exists()
+    topd = table1[(table1["variant"] == "TOPD (from TrajFusion)") & (table1["column"] == "gsm8k")]
+    assert topd["path"].tolist() == ["results/eval/distill/tiny/tiny/e2e/e2e/tf/topd/gsm8k.parquet"]
+    assert set(pd.read_csv(report / "significance-distill.csv")["sft_variant"]) == {"rft", "tf"}
+    for name in ("distill-table1.png", "distill-table1.md"):
+        assert (report / name).stat().st_size > 0, name
+    assert pd.read_csv(report / "distill-table1.csv")["steps_logged"].tolist() == [2]
     # Every job wrote a log and a benchmark (cost) file.
     assert list((workdir / "results" / "logs").rglob("*.log"))
     assert list((workdir / "results" / "cost").rglob("*.tsv"))

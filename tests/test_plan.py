@@ -116,21 +116,26 @@ def test_every_job_is_listed_once(plan_and_baseline):
 
 
 def test_the_e2e_manifest_is_the_one_the_report_rule_wrote():
-    """The trained runs' entries as the rule wrote them; the baselines (config `baselines`,
-    added after the fixture) come after them."""
+    """The trained runs' entries as the rule wrote them; the baselines (config `baselines`) and
+    the distilled models (experiments.*.distillation), added after the fixture, come after them."""
     plan = Plan.from_config(load("tests/e2e/config.yaml"))
     manifest = json.loads(json.dumps(plan.manifest()))
     trained = len(plan.evaluations)
+    distill_runs = manifest.pop("distill_runs")
     assert {**manifest, "evals": manifest["evals"][:trained]} == BASELINE["tests/e2e/config.yaml"]["manifest"]
-    assert [e["path"] for e in manifest["evals"][trained:]] == ["results/eval/baseline/icl-tiny/gsm8k.parquet"]
+    assert [e["path"] for e in manifest["evals"][trained:]] == [
+        "results/eval/baseline/icl-tiny/gsm8k.parquet",
+        "results/eval/distill/tiny/tiny/e2e/e2e/tf/topd/gsm8k.parquet"]
+    assert [r["path"] for r in distill_runs] == ["results/distill/tiny/tiny/e2e/e2e/tf/topd/diagnostics.jsonl"]
 
 
 def test_paper_plan_counts():
     plan = Plan.from_config(load_as_recorded("config/paper.yaml"))
     assert len(plan.runs) == 18 and len(plan.sampling_pairs) == 3 and len(plan.fused_datasets) == 12
     # Finals of Tables 1-3 plus the Figure 3/4 checkpoints (4 runs x 5 checkpoints x 2 benchmarks),
-    # plus Table 1's three baselines on its six benchmarks, plus the TAPO-SFT run on six.
-    assert len(plan.eval_paths) == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2 + 3 * 6 + 6
+    # plus Table 1's three baselines on its six benchmarks, plus the TAPO-SFT run on six, plus
+    # table3-4k's nine distilled models (3 students x 3 methods) on its three benchmarks.
+    assert len(plan.eval_paths) == 8 * 6 + 5 * 2 + 4 * 3 + 4 * 5 * 2 + 3 * 6 + 6 + 9 * 3
     assert len(plan.models) == 5 + 1
     # One calibration per (teacher, pool) and alpha_target variant; tf_k1/2/6 reuse tf's alpha.
     assert plan.calibrations == [("qwen25-math-7b-instruct", "p15k", "tf"), ("qwen25-math-7b-instruct", "p100k", "tf"),

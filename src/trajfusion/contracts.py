@@ -35,6 +35,7 @@ import pandas as pd
 from trajfusion.io import InputError, read_jsonl, read_table, write_jsonl, write_parquet, write_text
 from trajfusion.vocabulary import (
     ANSWER_TYPES,
+    DISTILL_METHODS,
     FINISH_REASONS,
     GRADERS,
     METHODS,
@@ -710,6 +711,16 @@ def reflection_table(experiment: str) -> str:
     return REFLECTION_TABLE_PREFIX + experiment
 
 
+# An experiment with distillation runs gets a diagnostics figure and table of this name; the
+# paired tests of its distilled models against the SFT runs are one table for all experiments.
+DISTILL_REPORT_PREFIX = "distill-"
+DISTILL_SIGNIFICANCE = "significance-distill"
+
+
+def distill_report(experiment: str) -> str:
+    return DISTILL_REPORT_PREFIX + experiment
+
+
 def _text(description: str, optional: bool = False, **extra) -> dict:
     """A string field of the manifest (non-empty unless it has ``extra`` constraints)."""
     if optional:
@@ -770,6 +781,16 @@ MANIFEST_SCHEMA = {
                            "variant_label": _text("display name", optional=True),
                            "k_max": {"type": ["integer", "null"], "description": "the summary's own value wins"},
                            "strategy": _text("the summary's own value wins", optional=True)}}},
+        "distill_runs": {"type": "array", "description": "the distillation runs (their diagnostics figure and "
+                         "table per experiment)", "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["experiment", "backbone", "student", "method", "label", "path"],
+            "properties": {"experiment": _text("experiment name"), "backbone": _text("the student's backbone"),
+                           "student": _text("`base` or the SFT variant the student started from"),
+                           "method": {"enum": list(DISTILL_METHODS), "description": "the distillation loss"},
+                           "label": _text("display name, e.g. `TOPD (from TrajFusion)`"),
+                           "path": _text("the run's `diagnostics.jsonl`")}}},
         "stats": {"type": "array", "description": "the statistics tables (Figure 1)", "items": {
             "type": "object",
             "additionalProperties": False,

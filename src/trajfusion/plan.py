@@ -18,8 +18,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import PurePath
 
-from trajfusion.contracts import reflection_table, results_table
-from trajfusion.vocabulary import EVALUATED_METHOD
+from trajfusion.contracts import DISTILL_SIGNIFICANCE, distill_report, reflection_table, results_table
+from trajfusion.vocabulary import DISTILL_METHOD_LABELS, EVALUATED_METHOD
 
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
@@ -54,6 +54,7 @@ PATHS = {
     "eval": f"{RESULTS}/eval/{_RUN}/{{checkpoint}}/{{bench}}.parquet",
     "baseline_eval": f"{RESULTS}/eval/baseline/{{baseline}}/{{bench}}.parquet",
     "model_eval": f"{RESULTS}/eval/models/{{evaluation}}/{{bench}}.parquet",
+    "distill_eval": f"{RESULTS}/eval/distill/{_DISTILL}/{{bench}}.parquet",
     "report": f"{RESULTS}/report/{{name}}",
     "export": f"{_EXPORT}/train.jsonl",
     "export_card": f"{_EXPORT}/README.md",
@@ -77,6 +78,7 @@ JOBS = {
     "evaluate": f"evaluate/{_RUN}/{{checkpoint}}/{{bench}}",
     "evaluate_baseline": "evaluate/baseline/{baseline}/{bench}",
     "evaluate_model": "evaluate/models/{evaluation}/{bench}",
+    "evaluate_distilled": f"evaluate/distill/{_DISTILL}/{{bench}}",
     "report_manifest": "report_manifest",
     "report": "report",
     "export": "export/{teacher}/{pool}/{variant}/{template}/{format}",
@@ -212,6 +214,22 @@ class RLRun:
 
 
 @dataclass(frozen=True)
+class DistillEvaluation:
+    """A distilled model (final weights) of an experiment on one of its benchmarks."""
+
+    experiment: str
+    run: DistillRun
+    benchmark: str
+
+    def wildcards(self) -> dict:
+        return {**self.run.wildcards(), "bench": self.benchmark}
+
+    @property
+    def path(self) -> str:
+        return path("distill_eval", **self.wildcards())
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """One evaluation an experiment asks for (two experiments may share the same job)."""
 
@@ -302,6 +320,17 @@ def baseline_template(config: dict, baseline: str, bench: str) -> str:
     return spec["benchmark_templates"].get(bench, spec["template"])
 
 
+def _distillations(exp: dict) -> list[tuple[DistillRun, list[str]]]:
+    """An experiment's distillation runs (backbone x student x method) and the benchmarks each
+    is evaluated on (``distillation.benchmarks``, else the experiment's)."""
+    spec = exp.get("distillation")
+    if not spec:
+        return []
+    benches = spec.get("benchmarks") or exp["benchmarks"]
+    return [(DistillRun(backbone, exp["teacher"], exp["pool"], exp["training_profile"], student, method), benches)
+            for backbone in exp["backbones"] for student in spec["students"] for method in spec["methods"]]
+
+
 def _distinct(items) -> list:
     """``items`` without repeats, in first-seen order."""
     return list(dict.fromkeys(items))
@@ -317,10 +346,11 @@ class Plan:
     model_evaluations: tuple[ModelEvaluation, ...] = ()
     # The RL runs' evaluations (checkpoint rl-{rl_run}); not in the report manifest yet.
     rl_evaluations: tuple[Evaluation, ...] = ()
+    distill_evaluations: tuple[DistillEvaluation, ...] = ()
 
     @classmethod
     def from_config(cls, config: dict) -> Plan:
-        evaluations, rl_evaluations = [], []
+        evaluations, rl_evaluations, distilled = [], [], []
         for name, exp in config["experiments"].items():
             checkpoints = profile_settings(config, exp["training_profile"])["checkpoints"]
             points = [("final", None, exp["benchmarks"])]
@@ -334,11 +364,14 @@ class Plan:
                 start = Run(backbone, exp["teacher"], exp["pool"], exp["training_profile"], exp["rl_from"])
                 rl_evaluations += [Evaluation(name, start, rl_checkpoint(rl_run), None, bench)
                                    for rl_run in exp["rl_runs"] for bench in exp["benchmarks"]]
+            distilled += [DistillEvaluation(name, run, bench) for run, benches in _distillations(exp)
+                          for bench in benches]
         baselines = [BaselineEvaluation(name, bench) for name, spec in config["baselines"].items()
                      for bench in spec["benchmarks"]]
         models = [ModelEvaluation(name, bench) for name, spec in config["evaluations"].items()
                   for bench in spec["benchmarks"]]
-        return cls(config, tuple(evaluations), tuple(baselines), tuple(models), tuple(rl_evaluations))
+        return cls(config, tuple(evaluations), tuple(baselines), tuple(models), tuple(rl_evaluations),
+                   tuple(distilled))
 
     # ---- the distinct jobs -----------------------------------------------------------
 
@@ -349,12 +382,12 @@ class Plan:
     @property
     def distill_runs(self) -> list[DistillRun]:
         """Every distillation run the experiments' ``distillation`` entries ask for (each backbone
-        x student x method), each once; not part of ``all`` (``snakemake distill``)."""
-        return _distinct(DistillRun(backbone, exp["teacher"], exp["pool"], exp["training_profile"], student, method)
-                         for exp in self.config["experiments"].values() if exp.get("distillation")
-                         for backbone in exp["backbones"]
-                         for student in exp["distillation"]["students"]
-                         for method in exp["distillation"]["methods"])
+        x student x method), each once (``snakemake distill`` trains them; ``all`` evaluates them)."""
+        return _distinct(e.run for e in self.distill_evaluations)
+
+    @property
+    def distill_evaluation_jobs(self) -> list[DistillEvaluation]:
+        return list({e.path: e for e in self.distill_evaluations}.values())
 
     @property
     def rl_runs(self) -> list[RLRun]:
@@ -379,7 +412,8 @@ class Plan:
     @property
     def eval_paths(self) -> list[str]:
         """Every verdict table the report reads: the trained models' and the baselines'."""
-        return [e.path for e in (*self.evaluation_jobs, *self.baseline_evaluations, *self.model_evaluations)]
+        return [e.path for e in (*self.evaluation_jobs, *self.baseline_evaluations, *self.model_evaluations,
+                                 *self.distill_evaluation_jobs)]
 
     @property
     def sampling_pairs(self) -> list[tuple[str, str]]:
@@ -425,7 +459,7 @@ class Plan:
     @property
     def benchmarks(self) -> list[str]:
         return _distinct(e.benchmark for e in (*self.evaluations, *self.baseline_evaluations,
-                                               *self.model_evaluations))
+                                               *self.model_evaluations, *self.distill_evaluations))
 
     def alpha_source(self, variant: str) -> str | None:
         """The variant whose calibrated alpha ``variant`` uses; None for a fixed alpha or RFT."""
@@ -466,6 +500,7 @@ class Plan:
         patterns += [[f"sample/{teacher}/*", self.sampling_gpus(teacher)] for teacher in self.config["teachers"]]
         patterns += [[f"train/*/*/*/{profile}/*", self.training_gpus(profile)]
                      for profile in self.config["training_profiles"]]
+        patterns += [["distill/*", self.config["distillation"]["num_gpus"]]]
         return patterns
 
     def cost_files(self) -> list[str]:
@@ -484,6 +519,8 @@ class Plan:
         jobs += [("evaluate", e.wildcards()) for e in self.evaluation_jobs]
         jobs += [("evaluate_baseline", e.wildcards()) for e in self.baseline_evaluations]
         jobs += [("evaluate_model", e.wildcards()) for e in self.model_evaluations]
+        jobs += [("distill", run.wildcards()) for run in self.distill_runs]
+        jobs += [("evaluate_distilled", e.wildcards()) for e in self.distill_evaluation_jobs]
         return [f"{JOBS[job]}.tsv".format(**wildcards) for job, wildcards in jobs]
 
     # ---- what the report reads ---------------------------------------------------------
@@ -516,6 +553,44 @@ class Plan:
                 "checkpoint": evaluation.checkpoint, "samples_seen": evaluation.samples_seen,
                 "benchmark": evaluation.benchmark, "path": evaluation.path,
                 "train_meta": path("train_meta", **run.wildcards())}
+
+    def distill_label(self, run: DistillRun) -> str:
+        """``TOPD (from TrajFusion)``: the method and where the student started."""
+        start = "base model" if run.sft_run is None else \
+            self.config["fusion"]["variants"][run.student].get("label", run.student)
+        return f"{DISTILL_METHOD_LABELS[run.method]} (from {start})"
+
+    def distill_eval_entry(self, evaluation: DistillEvaluation) -> dict:
+        """A distilled model's evaluation, in its experiment's table beside the SFT runs (no
+        figures: it has no checkpoints); ``variant`` is ``student/method``, so it matches no
+        fusion summary."""
+        exp = self.config["experiments"][evaluation.experiment]
+        run = evaluation.run
+        return {"backbone": run.backbone, "teacher": run.teacher, "pool": run.pool, "profile": run.profile,
+                "experiment": evaluation.experiment,
+                "tables": [exp.get("table") or results_table(evaluation.experiment)],
+                "method": run.method, "variant": f"{run.student}/{run.method}",
+                "variant_label": self.distill_label(run),
+                "backbone_label": self.config["backbones"][run.backbone].get("label", run.backbone),
+                "data_size": exp.get("data_size", exp["pool"]), "context": exp["context"],
+                "checkpoint": "final", "samples_seen": None, "benchmark": evaluation.benchmark,
+                "path": evaluation.path}
+
+    def distill_diagnostics(self) -> list[dict]:
+        """Each experiment's distillation runs with their ``diagnostics.jsonl`` (the report's
+        diagnostics figure and table)."""
+        return list({(e.experiment, e.run): {
+            "experiment": e.experiment, "backbone": e.run.backbone, "student": e.run.student,
+            "method": e.run.method, "label": self.distill_label(e.run),
+            "path": path("distill_diagnostics", **e.run.wildcards())} for e in self.distill_evaluations}.values())
+
+    def distill_figures(self) -> list[str]:
+        """The diagnostics figure (and table) of each experiment with distillation runs."""
+        return _distinct(distill_report(e.experiment) for e in self.distill_evaluations)
+
+    def distill_tables(self) -> list[str]:
+        """The diagnostics tables and, with distilled models, their paired tests."""
+        return self.distill_figures() + ([DISTILL_SIGNIFICANCE] if self.distill_evaluations else [])
 
     def model_evaluation_entry(self, evaluation: ModelEvaluation) -> dict:
         """An `evaluations:` entry on one benchmark, for the report's evaluations table."""
@@ -561,6 +636,8 @@ class Plan:
         reflection = self.reflection_metrics()
         return {"evals": [self.eval_entry(e) for e in self.evaluations]
                 + [self.baseline_entry(e) for e in self.baseline_evaluations]
-                + [self.model_evaluation_entry(e) for e in self.model_evaluations],
+                + [self.model_evaluation_entry(e) for e in self.model_evaluations]
+                + [self.distill_eval_entry(e) for e in self.distill_evaluations],
                 "fusion_summaries": self.fusion_summaries(), "stats": self.stats(),
+                "distill_runs": self.distill_diagnostics(),
                 "smoke_test": self.config["smoke_test"], **({"reflection_metrics": reflection} if reflection else {})}

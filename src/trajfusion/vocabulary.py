@@ -14,4 +14,7 @@ TRAINING_METHODS = ("rft", "trajfusion", "tapo")  # how a fine-tuned model's tra
 REFLECT_CONSTRUCTORS = ("rule", "model")  # what builds a micro-reflective trajectory (trajfusion.reflect)
 BASELINE_METHODS = ("icl", "instruct")  # untrained baselines: few-shot base model, released instruct model
 EVALUATED_METHOD = "model"  # an `evaluations:` entry: a model evaluated as it is given
-METHODS = (*TRAINING_METHODS, *BASELINE_METHODS, EVALUATED_METHOD)
+# On-policy distillation losses (trajfusion.distill.losses) and how the report names them.
+DISTILL_METHODS = ("opd", "opd_filter", "topd")
+DISTILL_METHOD_LABELS = {"opd": "OPD", "opd_filter": "OPD-filter", "topd": "TOPD"}
+METHODS = (*TRAINING_METHODS, *BASELINE_METHODS, EVALUATED_METHOD, *DISTILL_METHODS)

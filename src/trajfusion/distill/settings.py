@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trajfusion.settings import Settings, between, positive, setting
+from trajfusion.vocabulary import DISTILL_METHODS as METHODS
 
-METHODS = ("opd", "opd_filter", "topd")
 PRECISIONS = ("fp32", "bf16")
+# Where the student samples: transformers' generate (hf) or vLLM colocated on the job's GPU
+# (TRL's use_vllm, vllm_mode "colocate"); the teacher always scores in the job, on the same GPU.
+BACKENDS = ("hf", "vllm")
 
 
 def _open_unit(value: float) -> str | None:
@@ -62,6 +65,11 @@ class DistillSettings(LossSettings):
     gradient_checkpointing: bool = setting(False, help="recompute activations in the backward pass")
     logging_steps: int = setting(1, help="log the loss and diagnostics every N optimizer steps", check=positive,
                                  affects_output=False)
+    backend: str = setting("hf", help="student sampling: hf (transformers generate) or vllm (vLLM colocated on "
+                           "the job's GPU, TRL's use_vllm; needs a GPU and the vllm extra)", choices=BACKENDS)
+    # Assumption: TRL's default share; the student, its optimizer states and the teacher use the rest.
+    vllm_gpu_memory_utilization: float = setting(0.3, help="vllm: share of the GPU's memory vLLM reserves",
+                                                 check=_open_unit)
     repeat_batch: bool = setting(False, help="train on the same sampled batch at every step (a diagnostic: "
                                  "the loss on a fixed batch must fall)")
 

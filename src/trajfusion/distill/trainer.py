@@ -159,7 +159,25 @@ def build_config(settings: DistillSettings, trainer_dir: Path):
         data_seed=settings.seed,
         report_to="none",
         dataloader_num_workers=0,
+        use_vllm=settings.backend == "vllm",
+        vllm_mode="colocate",
+        vllm_gpu_memory_utilization=settings.vllm_gpu_memory_utilization,
     )
+
+
+def check_backend(settings: DistillSettings) -> None:
+    """vLLM sampling needs a GPU and the vllm package; say so before any model is loaded."""
+    if settings.backend != "vllm":
+        return
+    import torch
+    from trl.import_utils import is_vllm_available
+
+    if not torch.cuda.is_available():
+        raise InputError("--settings backend 'vllm': vLLM samples on a GPU and this job sees none "
+                         "(set distillation.num_gpus: 1, or backend: hf)")
+    if not is_vllm_available():
+        raise InputError("--settings backend 'vllm': the vllm package is not installed (pip install -e '.[vllm]'; "
+                         "the rule's conda env envs/vllm.yaml has it)")
 
 
 def load_pool_prompts(pool_path: str, template_name: str, tokenizer):
@@ -226,6 +244,7 @@ def run_distillation(job: DistillJob) -> dict:
     from trajfusion.train.progress import save_model_atomically
 
     wall_start = time.perf_counter()
+    check_backend(job.settings)
     vocab_size = shared_vocab_size(job.student, job.teacher)
     trainer = build_trainer(job, vocab_size)
     output = trainer.train()

@@ -25,6 +25,7 @@ def load_manifest(path: str | Path) -> dict:
     manifest = check_document(read_json_file(path, "manifest"), MANIFEST_SCHEMA, str(path))
     manifest.setdefault("fusion_summaries", [])
     manifest.setdefault("stats", [])
+    manifest.setdefault("distill_runs", [])
     manifest.setdefault("provenance", {})
     manifest.setdefault("reflection_metrics", [])
     return manifest
@@ -210,7 +211,7 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
     """Write every report output; returns the written paths by section. Figure 1 shows the
     statistics of ``figure1_teacher`` on ``figure1_pool`` (None: every one in the manifest),
     on the problems of ``figure1_sources`` (empty: all)."""
-    from trajfusion.report import figures, tables
+    from trajfusion.report import distill, figures, tables
     from trajfusion.report.graders import write_grader_parity
     from trajfusion.report.paper import load_paper_results
     from trajfusion.report.reflection import build_reflection_table
@@ -223,7 +224,8 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
     results = evaluate_entries(manifest, paper, n_resamples, seed)
     inputs = tables.Inputs(results, paper, load_fusion(manifest, source), load_trained_errors(source))
 
-    outputs: dict[str, list[Path]] = {"Tables": [], "Significance": [], "Figures": [], "Metrics": [], "Cost": []}
+    outputs: dict[str, list[Path]] = {"Tables": [], "Significance": [], "Figures": [], "Distillation": [],
+                                      "Metrics": [], "Cost": []}
     for spec in tables.TABLES:
         outputs["Tables"] += tables.write_table(tables.build_table(spec, inputs), out_dir, caveat)
     for name in tables.results_table_names(results):
@@ -233,6 +235,14 @@ def build_report(manifest_path: str | Path, out_dir: str | Path, paper_results: 
         outputs["Tables"] += tables.write_table(table, out_dir, caveat)
     outputs["Significance"] += tables.write_table(tables.build_significance(inputs, n_resamples, seed), out_dir,
                                                   caveat)
+    if distill.has_distilled(inputs):
+        outputs["Significance"] += tables.write_table(distill.build_distill_significance(inputs, n_resamples, seed),
+                                                      out_dir, caveat)
+    for experiment, runs in distill.load_runs(manifest, source).items():
+        table = distill.diagnostics_table(experiment, runs)
+        outputs["Distillation"] += figures.save_figure(distill.diagnostics_figure(experiment, runs, caveat),
+                                                       out_dir / table.name)
+        outputs["Distillation"] += tables.write_table(table, out_dir, caveat)
     metrics_path = out_dir / "metrics.csv"
     write_text(metrics_csv(inputs.metrics, caveat).to_csv(index=False, lineterminator="\n"), metrics_path)
     outputs["Metrics"].append(metrics_path)

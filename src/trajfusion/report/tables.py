@@ -26,11 +26,12 @@ from trajfusion.contracts import RESULTS_TABLE_PREFIX
 from trajfusion.io import InputError, write_text
 from trajfusion.report.metrics import SUMMARY_METRICS, Estimate, compare_scores, percentile_interval
 from trajfusion.report.paper import normalize_name, paper_frame
+from trajfusion.vocabulary import DISTILL_METHOD_LABELS
 
 PERCENT_METRICS = ("pass@1", "avg@k", "maj@k", "pass@k")
 REPORTED, REPRODUCED, DIFF = "reported", "reproduced", "Δ (reproduced − paper)"
 METHOD_LABELS = {"rft": "Vanilla RFT", "trajfusion": "TrajFusion", "tapo": "TAPO-SFT", "icl": "ICL",
-                 "instruct": "Instruct", "model": "as given"}
+                 "instruct": "Instruct", "model": "as given", **DISTILL_METHOD_LABELS}
 RUN_FIELDS = ("experiment", "backbone", "variant", "method", "pool", "data_size", "context", "checkpoint",
               "samples_seen", "benchmark", "path")
 METRICS_COLUMNS = ("eval", "where", *RUN_FIELDS, "tables", "paper_backbone", "backbone_label", "variant_label",
@@ -442,7 +443,7 @@ def _table2_row(runs: pd.DataFrame, inputs: Inputs) -> RowSummary:
         raise InputError(f"{first.where}: no fusion summary in the manifest for pool {first.entry['pool']!r}, "
                          f"variant {first.entry['variant']!r} (needed for Table 2's #Err)")
     like = table2_paper_row(first, info, inputs.paper["table2"])
-    n_err = 0.0 if method == "rft" else info.mean_errors
+    n_err = 0.0 if method == "rft" else math.nan if info is None else info.mean_errors  # None: a distilled model
     trained = inputs.trained_errors_for(first)
     label = METHOD_LABELS.get(method, method) if method == "rft" or info is None \
         else f"TF(k_max={info.k_max}, {info.strategy})"
@@ -476,7 +477,8 @@ def _table3_columns(paper: dict, runs: pd.DataFrame) -> list[Column]:
 
 def _table3_row(runs: pd.DataFrame, inputs: Inputs) -> RowSummary:
     first = runs.iloc[0]
-    return RowSummary(f"{'RFT' if first['method'] == 'rft' else 'TrajFusion'}({first['context'].upper()})")
+    method = {"rft": "RFT", "trajfusion": "TrajFusion"}.get(first["method"], METHOD_LABELS.get(first["method"]))
+    return RowSummary(f"{method}({first['context'].upper()})")
 
 
 def _table3_notes(columns: list[Column], cells: pd.DataFrame) -> list[str]:
