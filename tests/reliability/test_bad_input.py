@@ -195,6 +195,25 @@ def fuse_cmd(table: pd.DataFrame | None, *flags, command: str = "fuse") -> Calla
     return build
 
 
+def reflect_cmd(*flags: str) -> Callable[[Path], list[str]]:
+    def build(d: Path) -> list[str]:
+        write_parquet(verified_frame(), d / "verified.parquet")
+        return ["reflect", "--input", d / "verified.parquet", "--output", d / "out/tapo.jsonl",
+                "--summary", d / "out/summary.json", *flags]
+    return build
+
+
+def pool_run_cmd(command: str, *flags: str) -> Callable[[Path], list[str]]:
+    """grpo or distill on a one-problem pool (their settings are checked before any model loads)."""
+    def build(d: Path) -> list[str]:
+        (d / "pool.jsonl").write_text('{"problem_id": "a", "problem": "1+1?", "gold": "2"}\n')
+        models = ["--model", d / "no-model"] if command == "grpo" else \
+            ["--student", d / "no-model", "--teacher", d / "no-model"]
+        return [command, *models, "--pool", d / "pool.jsonl", "--output-dir", d / "out/run", "--template", "chat",
+                "--seed", "0", *flags]
+    return build
+
+
 def fused_line(user="What is 2+2?", assistant="<think>\n4\n</think>\nThe answer is \\boxed{4}.",
                user_role="user") -> dict:
     return {"problem_id": "p", "messages": [{"role": user_role, "content": user},
@@ -409,7 +428,12 @@ CASES = [
     Case("calibrate-target-unattainable", fuse_cmd(None, "--k-max", "1", "--target-errors", "5",
                                                    command="calibrate-alpha"),
          ("{d}/verified.parquet: target mean #Err 5 is unattainable with k_max=1",)),
+    Case("reflect-band-inverted", reflect_cmd("--band-low", "0.9", "--band-high", "0.1"),
+         ("--band-low 0.9 is above --band-high 0.1",)),
     # --- training and evaluation ---------------------------------------------------------------
+    Case("grpo-batch-not-whole-groups", pool_run_cmd("grpo", "--num-generations", "4", "--per-device-batch-size", "6"),
+         ("--per-device-batch-size 6 must be a multiple of --num-generations 4",)),
+    Case("distill-window-zero", pool_run_cmd("distill", "--window", "0"), ("--window: must be positive, got 0",)),
     Case("train-wrong-role", train_cmd(jsonl(fused_line(), fused_line(user_role="system"))),
          ("{d}/fused.jsonl: record 2 (problem_id='p'): field 'messages[0].role' 'user' was expected",)),
     Case("train-empty-content", train_cmd(jsonl(fused_line(user=" "))),
